@@ -1,0 +1,15 @@
+//! udplab: UDP networking to learn from and to run.
+//!
+//! The core is plain Rust and usable without Python:
+//!
+//! - [`socket`]: a datagram socket with timeouts and interruptible blocking calls;
+//! - [`proto`]: the chat's wire format, parsed once into a [`proto::Message`];
+//! - [`peers`]: the table of chat clients ordered by last-seen time, where clients expire;
+//! - [`server`]: the chat server, where every datagram is received and handled;
+//! - [`client`]: the chat client with its heartbeat.
+//!
+//! The Python extension module `udplab._core` lives in one private module, `python`, which only
+//! converts types, releases the GIL around blocking calls and maps errors.
+
+pub mod peers;
+pub mod proto;
