@@ -13,3 +13,6 @@
 
 pub mod peers;
 pub mod proto;
+pub mod socket;
+
+mod python;

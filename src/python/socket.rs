@@ -1,0 +1,195 @@
+//! `udplab.UdpSocket`: Python's `socket.socket` for datagrams, backed by [`crate::socket`].
+
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::{
+    address_tuple, blocking, bufsize, family_from, os_error, timeout, AF_INET, AF_INET6,
+    MAX_DATAGRAM, SOCK_DGRAM,
+};
+use crate::socket::{Family, UdpSocket};
+
+/// A UDP socket with the methods, arguments and errors of Python's `socket.socket`.
+#[pyclass(name = "UdpSocket", module = "udplab", frozen)]
+pub(crate) struct PyUdpSocket {
+    inner: UdpSocket,
+    proto: i32,
+}
+
+#[pymethods]
+impl PyUdpSocket {
+    #[new]
+    #[pyo3(signature = (family = AF_INET, r#type = SOCK_DGRAM, proto = 0))]
+    fn new(family: i32, r#type: i32, proto: i32) -> PyResult<Self> {
+        let family = family_from(family)?;
+        let base = r#type & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        if base != SOCK_DGRAM {
+            return Err(PyValueError::new_err(format!(
+                "udplab sockets are datagram-only: type must be SOCK_DGRAM ({SOCK_DGRAM}), got {type}",
+                type = r#type
+            )));
+        }
+        if proto != 0 && proto != libc::IPPROTO_UDP {
+            return Err(PyValueError::new_err(format!(
+                "udplab sockets speak UDP: proto must be 0 or IPPROTO_UDP ({}), got {proto}",
+                libc::IPPROTO_UDP
+            )));
+        }
+        let inner = UdpSocket::new(family).map_err(os_error)?;
+        if r#type & libc::SOCK_NONBLOCK != 0 {
+            inner.set_timeout(Some(Duration::ZERO));
+        }
+        Ok(PyUdpSocket { inner, proto })
+    }
+
+    /// Binds to `address`, a `(host, port)` tuple.
+    fn bind(&self, address: &Bound<'_, PyAny>) -> PyResult<()> {
+        let addr = super::address(address, self.inner.family(), "bind")?;
+        self.inner.bind(addr).map_err(os_error)
+    }
+
+    /// Sets the default destination; only datagrams from it are received afterwards.
+    fn connect(&self, address: &Bound<'_, PyAny>) -> PyResult<()> {
+        let addr = super::address(address, self.inner.family(), "connect")?;
+        self.inner.connect(addr).map_err(os_error)
+    }
+
+    /// Sends `data` to `address`; returns the number of bytes sent.
+    fn sendto(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        address: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let bytes = super::data(data)?;
+        let addr = super::address(address, self.inner.family(), "sendto")?;
+        let payload: &[u8] = &bytes;
+        blocking(py, |check| self.inner.send_to_checked(payload, addr, check))
+    }
+
+    /// Sends `data` to the connected address.
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let bytes = super::data(data)?;
+        let payload: &[u8] = &bytes;
+        blocking(py, |check| self.inner.send_checked(payload, check))
+    }
+
+    /// Receives one datagram of at most `bufsize` bytes; returns `(data, address)`.
+    fn recvfrom<'py>(
+        &self,
+        py: Python<'py>,
+        bufsize: isize,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyTuple>)> {
+        let mut buf = vec![0u8; bufsize_alloc(bufsize, "recvfrom")?];
+        let (n, from) = blocking(py, |check| self.inner.recv_from_checked(&mut buf, check))?;
+        Ok((PyBytes::new(py, &buf[..n]), address_tuple(py, from)?))
+    }
+
+    /// Receives one datagram of at most `bufsize` bytes.
+    fn recv<'py>(&self, py: Python<'py>, bufsize: isize) -> PyResult<Bound<'py, PyBytes>> {
+        let mut buf = vec![0u8; bufsize_alloc(bufsize, "recv")?];
+        let n = blocking(py, |check| self.inner.recv_checked(&mut buf, check))?;
+        Ok(PyBytes::new(py, &buf[..n]))
+    }
+
+    /// Closes the socket. Closing twice is allowed.
+    fn close(&self, py: Python<'_>) {
+        // Waits for a call blocked in another thread to finish its slice.
+        py.detach(|| self.inner.close());
+    }
+
+    /// `None`: block; `0`: never block; `t > 0`: raise `TimeoutError` after `t` seconds.
+    fn settimeout(&self, value: Option<f64>) -> PyResult<()> {
+        self.inner.set_timeout(timeout(value)?);
+        Ok(())
+    }
+
+    fn gettimeout(&self) -> Option<f64> {
+        self.inner.timeout().map(|d| d.as_secs_f64())
+    }
+
+    fn setblocking(&self, flag: bool) {
+        self.inner
+            .set_timeout(if flag { None } else { Some(Duration::ZERO) });
+    }
+
+    fn getblocking(&self) -> bool {
+        self.inner.timeout() != Some(Duration::ZERO)
+    }
+
+    fn getsockname<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        address_tuple(py, self.inner.local_addr().map_err(os_error)?)
+    }
+
+    fn getpeername<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        address_tuple(py, self.inner.peer_addr().map_err(os_error)?)
+    }
+
+    /// The file descriptor, or -1 once closed (as `socket.socket.fileno`).
+    fn fileno(&self) -> i32 {
+        self.inner.fileno().unwrap_or(-1)
+    }
+
+    #[getter]
+    fn family(&self) -> i32 {
+        match self.inner.family() {
+            Family::V4 => AF_INET,
+            Family::V6 => AF_INET6,
+        }
+    }
+
+    #[getter]
+    fn r#type(&self) -> i32 {
+        SOCK_DGRAM
+    }
+
+    #[getter]
+    fn proto(&self) -> i32 {
+        self.proto
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) {
+        self.close(py);
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let head = format!(
+            "<udplab.UdpSocket{} fd={}, family={}, type={}, proto={}",
+            if self.inner.is_closed() {
+                " [closed]"
+            } else {
+                ""
+            },
+            self.fileno(),
+            self.family(),
+            SOCK_DGRAM,
+            self.proto
+        );
+        let mut text = head;
+        if let Ok(local) = self.inner.local_addr() {
+            text.push_str(&format!(", laddr={}", address_tuple(py, local)?.repr()?));
+        }
+        if let Ok(peer) = self.inner.peer_addr() {
+            text.push_str(&format!(", raddr={}", address_tuple(py, peer)?.repr()?));
+        }
+        text.push('>');
+        Ok(text)
+    }
+}
+
+fn bufsize_alloc(n: isize, method: &str) -> PyResult<usize> {
+    Ok(bufsize(n, method)?.min(MAX_DATAGRAM))
+}
