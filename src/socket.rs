@@ -394,19 +394,16 @@ impl UdpSocket {
         direction: Direction,
         slice: Duration,
     ) -> io::Result<()> {
-        let (cache, set): (
-            &AtomicU64,
-            fn(&std::net::UdpSocket, Option<Duration>) -> io::Result<()>,
-        ) = match direction {
-            Direction::Receive => (&self.os_recv_timeout, std::net::UdpSocket::set_read_timeout),
-            Direction::Send => (
-                &self.os_send_timeout,
-                std::net::UdpSocket::set_write_timeout,
-            ),
+        let cache = match direction {
+            Direction::Receive => &self.os_recv_timeout,
+            Direction::Send => &self.os_send_timeout,
         };
         let nanos = to_nanos(Some(slice));
         if cache.load(Ordering::Relaxed) != nanos {
-            set(s, Some(slice))?;
+            match direction {
+                Direction::Receive => s.set_read_timeout(Some(slice))?,
+                Direction::Send => s.set_write_timeout(Some(slice))?,
+            }
             cache.store(nanos, Ordering::Relaxed);
         }
         Ok(())
@@ -494,9 +491,7 @@ mod tests {
     fn check_error_ends_a_blocking_call() {
         let a = local(Family::V4);
         let err = a
-            .recv_from_checked(&mut [0u8; 8], &mut || {
-                Err(io::Error::new(io::ErrorKind::Other, "stop"))
-            })
+            .recv_from_checked(&mut [0u8; 8], &mut || Err(io::Error::other("stop")))
             .unwrap_err();
         assert_eq!(err.to_string(), "stop");
     }
