@@ -13,6 +13,7 @@
 
 pub mod peers;
 pub mod proto;
+pub mod server;
 pub mod socket;
 
 mod python;

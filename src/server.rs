@@ -1,0 +1,835 @@
+//! The chat server. Every datagram is received in [`ChatServer::serve`] and handled in
+//! [`Hub::handle`]; clients expire in [`Hub::expire`] (on a timer as well as before every
+//! broadcast, so silent clients go even when nobody talks).
+//!
+//! [`Hub`] is the whole protocol with no socket and no clock: it is given the time and a send
+//! function, so its tests fabricate both.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, info, warn};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+use crate::peers::{PeerTable, Touch, DEFAULT_MAX_CLIENTS};
+use crate::proto::{BytesRepr, Message, Words, DEFAULT_PREFIX, UDP_MAX_PAYLOAD};
+
+/// How often an idle server wakes to expire clients and to notice `stop`.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Events kept for [`ChatServer::events`].
+pub const DEFAULT_HISTORY: usize = 4096;
+/// Notices kept for callbacks before the oldest are dropped.
+pub const NOTICE_QUEUE: usize = 4096;
+/// The receive buffer asked for by default. Heartbeats from a thousand clients arrive while a
+/// broadcast is being sent; the kernel's default (208 KiB) overflows then and loses them.
+pub const DEFAULT_RCVBUF: usize = 4 << 20;
+/// A receive buffer that holds any datagram whole.
+const RECV_BUFFER: usize = 65_536;
+/// The least time between two log lines about the same kind of trouble.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// How a chat server behaves. [`ServerConfig::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// A client silent for longer than this is dropped.
+    pub inval: Duration,
+    /// The heartbeat and quit words.
+    pub words: Words,
+    /// What a broadcast puts before the payload.
+    pub prefix: Vec<u8>,
+    /// Whether the sender gets its own message back.
+    pub echo: bool,
+    /// New addresses past this many clients are refused.
+    pub max_clients: usize,
+    /// Longer chat payloads are dropped.
+    pub max_payload: usize,
+    /// `SO_RCVBUF` to ask for; `None` keeps the system's default.
+    pub rcvbuf: Option<usize>,
+    /// How many events [`ChatServer::events`] keeps.
+    pub history: usize,
+    /// Whether to queue [`Notice`]s for [`ChatServer::wait_notices`] (callbacks).
+    pub notify: bool,
+}
+
+impl ServerConfig {
+    /// The defaults with the given expiry interval.
+    pub fn new(inval: Duration) -> ServerConfig {
+        ServerConfig {
+            inval,
+            words: Words::default(),
+            prefix: DEFAULT_PREFIX.to_vec(),
+            echo: true,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_payload: UDP_MAX_PAYLOAD,
+            rcvbuf: Some(DEFAULT_RCVBUF),
+            history: DEFAULT_HISTORY,
+            notify: false,
+        }
+    }
+
+    /// Checks the values that have no sensible meaning.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.inval.is_zero() {
+            return Err(ConfigError("inval must be positive"));
+        }
+        if self.max_clients == 0 {
+            return Err(ConfigError("max_clients must be at least 1"));
+        }
+        if self.max_payload == 0 {
+            return Err(ConfigError("max_payload must be at least 1"));
+        }
+        if self.prefix.len() >= UDP_MAX_PAYLOAD {
+            return Err(ConfigError(
+                "prefix leaves no room for a payload in a UDP datagram",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError(pub &'static str);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a received datagram was not acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A zero-length datagram.
+    Empty,
+    /// A chat payload longer than `max_payload`.
+    TooLong,
+    /// A payload whose prefixed broadcast would not fit in one UDP datagram.
+    Oversize,
+    /// A new address while the table holds `max_clients`.
+    Refused,
+    /// The quit word from an address that is not a client.
+    UnknownQuit,
+}
+
+impl DropReason {
+    /// Every reason, in the order of [`Stats::dropped`].
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Empty,
+        DropReason::TooLong,
+        DropReason::Oversize,
+        DropReason::Refused,
+        DropReason::UnknownQuit,
+    ];
+
+    /// A short name, as used in `stats()` and log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Empty => "empty",
+            DropReason::TooLong => "too_long",
+            DropReason::Oversize => "oversize",
+            DropReason::Refused => "refused",
+            DropReason::UnknownQuit => "unknown_quit",
+        }
+    }
+}
+
+/// Counters since the server was created. Every received datagram is counted exactly once in
+/// `heartbeats`, `quits`, `messages` or `dropped`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received.
+    pub received: u64,
+    /// Chat messages broadcast.
+    pub messages: u64,
+    /// Datagrams sent by broadcasts.
+    pub sent: u64,
+    /// Heartbeats honoured.
+    pub heartbeats: u64,
+    /// Addresses that became clients.
+    pub joins: u64,
+    /// Clients that said quit.
+    pub quits: u64,
+    /// Clients dropped for silence.
+    pub expiries: u64,
+    /// Failed sends to one client.
+    pub send_errors: u64,
+    /// Failed receives (other than timeouts).
+    pub recv_errors: u64,
+    /// Notices dropped because callbacks fell behind.
+    pub notices_dropped: u64,
+    /// Datagrams dropped, by [`DropReason::ALL`] order.
+    pub dropped: [u64; 5],
+}
+
+impl Stats {
+    /// Drops for one reason.
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize]
+    }
+}
+
+/// What happened to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A new address became a client.
+    Join,
+    /// A client's heartbeat.
+    Heartbeat,
+    /// A client's chat message (broadcast).
+    Message,
+    /// A client said quit.
+    Quit,
+    /// A client was dropped for silence.
+    Expire,
+}
+
+impl EventKind {
+    /// A short name, as used in `events()`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Join => "join",
+            EventKind::Heartbeat => "heartbeat",
+            EventKind::Message => "message",
+            EventKind::Quit => "quit",
+            EventKind::Expire => "expire",
+        }
+    }
+}
+
+/// One entry of the event history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// When it happened (monotonic; see [`wall_time`]).
+    pub at: Instant,
+    /// What happened.
+    pub kind: EventKind,
+    /// To which client.
+    pub addr: SocketAddr,
+}
+
+/// An event handed to callbacks, with the payload of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The event.
+    pub event: Event,
+    /// The chat payload for [`EventKind::Message`], else empty.
+    pub payload: Vec<u8>,
+}
+
+/// The wall-clock time of a monotonic instant, as the wall clock reads now.
+pub fn wall_time(at: Instant) -> SystemTime {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    if at <= now {
+        wall - (now - at)
+    } else {
+        wall + (at - now)
+    }
+}
+
+/// Lets one line through per key and second, and says how many were held back.
+#[derive(Debug, Default)]
+struct RateLimit {
+    last: HashMap<(&'static str, i64), (Instant, u64)>,
+}
+
+impl RateLimit {
+    /// Returns `Some(suppressed since the last line)` when a line may be logged now.
+    fn allow(&mut self, key: (&'static str, i64), now: Instant) -> Option<u64> {
+        match self.last.get_mut(&key) {
+            Some((at, held)) if now.saturating_duration_since(*at) < LOG_EVERY => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                *at = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                self.last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+fn errno_key(e: &io::Error) -> i64 {
+    e.raw_os_error().map_or(-(e.kind() as i64) - 1, i64::from)
+}
+
+/// The chat protocol's state: clients, counters and history.
+#[derive(Debug)]
+pub struct Hub {
+    config: ServerConfig,
+    peers: PeerTable,
+    stats: Stats,
+    history: VecDeque<Event>,
+    notices: VecDeque<Notice>,
+    /// The prefixed broadcast, reused so a message allocates nothing.
+    out: Vec<u8>,
+    limit: RateLimit,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(config: ServerConfig) -> Hub {
+        Hub {
+            peers: PeerTable::new(config.max_clients),
+            stats: Stats::default(),
+            history: VecDeque::with_capacity(config.history.min(DEFAULT_HISTORY)),
+            notices: VecDeque::new(),
+            out: Vec::with_capacity(RECV_BUFFER),
+            limit: RateLimit::default(),
+            config,
+        }
+    }
+
+    /// Handles one datagram received at `now`; `send` delivers a broadcast to one client.
+    pub fn handle(
+        &mut self,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+        send: &mut dyn FnMut(&[u8], &SockAddr) -> io::Result<usize>,
+    ) {
+        self.stats.received += 1;
+        self.expire(now);
+        match Message::parse(data, &self.config.words) {
+            Message::Empty => self.drop_datagram(DropReason::Empty, from, now),
+            Message::Heartbeat => {
+                if self.touch(from, now) {
+                    self.stats.heartbeats += 1;
+                    self.record(EventKind::Heartbeat, from, now, &[]);
+                    debug!("chat {from} heartbeat");
+                }
+            }
+            Message::Quit => match self.peers.remove(&from) {
+                Some(_) => {
+                    self.stats.quits += 1;
+                    self.record(EventKind::Quit, from, now, &[]);
+                    info!("chat {from} left");
+                }
+                None => self.drop_datagram(DropReason::UnknownQuit, from, now),
+            },
+            Message::Chat(payload) => {
+                if payload.len() > self.config.max_payload {
+                    self.drop_datagram(DropReason::TooLong, from, now);
+                } else if self.config.prefix.len() + payload.len() > UDP_MAX_PAYLOAD {
+                    self.drop_datagram(DropReason::Oversize, from, now);
+                } else if self.touch(from, now) {
+                    self.stats.messages += 1;
+                    self.record(EventKind::Message, from, now, payload);
+                    info!("chat {from} says {}", BytesRepr(payload));
+                    self.broadcast(payload, from, now, send);
+                }
+            }
+        }
+    }
+
+    /// Drops every client silent for longer than `inval`.
+    pub fn expire(&mut self, now: Instant) {
+        let inval = self.config.inval;
+        if self.peers.next_expiry(inval).is_none_or(|due| due >= now) {
+            return;
+        }
+        let mut gone = Vec::new();
+        self.peers
+            .expire(now, inval, |addr, last| gone.push((addr, last)));
+        for (addr, last) in gone {
+            self.stats.expiries += 1;
+            self.record(EventKind::Expire, addr, now, &[]);
+            info!(
+                "chat {addr} expired after {:.1}s of silence",
+                now.saturating_duration_since(last).as_secs_f64()
+            );
+        }
+    }
+
+    /// Joins or refreshes `from`; false (and a counted drop) when the table is full.
+    fn touch(&mut self, from: SocketAddr, now: Instant) -> bool {
+        match self.peers.touch(from, now) {
+            Touch::Refreshed => true,
+            Touch::Joined => {
+                self.stats.joins += 1;
+                self.record(EventKind::Join, from, now, &[]);
+                info!("chat {from} joined");
+                true
+            }
+            Touch::Refused => {
+                self.drop_datagram(DropReason::Refused, from, now);
+                false
+            }
+        }
+    }
+
+    fn broadcast(
+        &mut self,
+        payload: &[u8],
+        from: SocketAddr,
+        now: Instant,
+        send: &mut dyn FnMut(&[u8], &SockAddr) -> io::Result<usize>,
+    ) {
+        self.out.clear();
+        self.out.extend_from_slice(&self.config.prefix);
+        self.out.extend_from_slice(payload);
+        let echo = self.config.echo;
+        let mut failures = Vec::new();
+        let mut sent = 0;
+        for (addr, encoded) in self.peers.destinations() {
+            if !echo && *addr == from {
+                continue;
+            }
+            match send(&self.out, encoded) {
+                Ok(_) => sent += 1,
+                Err(e) => failures.push((*addr, e)),
+            }
+        }
+        self.stats.sent += sent;
+        for (addr, e) in failures {
+            self.stats.send_errors += 1;
+            if let Some(held) = self.limit.allow(("send", errno_key(&e)), now) {
+                warn!("chat send to {addr} failed: {e} ({held} more like it not logged)");
+            }
+        }
+    }
+
+    fn drop_datagram(&mut self, reason: DropReason, from: SocketAddr, now: Instant) {
+        self.stats.dropped[reason as usize] += 1;
+        if let Some(held) = self.limit.allow((reason.name(), 0), now) {
+            warn!(
+                "chat dropped a datagram from {from}: {} ({held} more like it not logged)",
+                reason.name()
+            );
+        }
+    }
+
+    fn recv_error(&mut self, e: &io::Error, now: Instant) {
+        self.stats.recv_errors += 1;
+        if let Some(held) = self.limit.allow(("recv", errno_key(e)), now) {
+            warn!("chat receive failed: {e} ({held} more like it not logged)");
+        }
+    }
+
+    fn record(&mut self, kind: EventKind, addr: SocketAddr, at: Instant, payload: &[u8]) {
+        let event = Event { at, kind, addr };
+        if self.config.history > 0 {
+            if self.history.len() == self.config.history {
+                self.history.pop_front();
+            }
+            self.history.push_back(event);
+        }
+        if self.config.notify && kind != EventKind::Heartbeat {
+            if self.notices.len() == NOTICE_QUEUE {
+                self.notices.pop_front();
+                self.stats.notices_dropped += 1;
+            }
+            self.notices.push_back(Notice {
+                event,
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The clients and when each was last seen, oldest first.
+    pub fn clients(&self) -> impl Iterator<Item = (SocketAddr, Instant)> + '_ {
+        self.peers.iter()
+    }
+
+    /// The event history, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &Event> + '_ {
+        self.history.iter()
+    }
+
+    /// Takes the queued notices.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.notices.drain(..).collect()
+    }
+
+    /// Forgets every client (counters and history stay).
+    pub fn forget_clients(&mut self) {
+        self.peers.clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A bound chat server. [`serve`](ChatServer::serve) runs it on the calling thread until
+/// [`stop`](ChatServer::stop); [`spawn`](ChatServer::spawn) runs it on a thread of its own.
+#[derive(Debug)]
+pub struct ChatServer {
+    addr: SocketAddr,
+    socket: Mutex<Option<std::net::UdpSocket>>,
+    hub: Mutex<Hub>,
+    notices_ready: Condvar,
+    stop: AtomicBool,
+}
+
+impl ChatServer {
+    /// Validates `config` and binds `addr` (port 0 picks a free port).
+    pub fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<ChatServer> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if let Some(bytes) = config.rcvbuf {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        socket.bind(&addr.into())?;
+        let socket = std::net::UdpSocket::from(socket);
+        socket.set_read_timeout(Some(TICK))?;
+        let addr = socket.local_addr()?;
+        if addr.ip().is_unspecified() {
+            warn!("chat server on {addr} listens on every interface");
+        }
+        info!("chat server listening on {addr}");
+        Ok(ChatServer {
+            addr,
+            socket: Mutex::new(Some(socket)),
+            hub: Mutex::new(Hub::new(config)),
+            notices_ready: Condvar::new(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Receives and handles datagrams until [`stop`](Self::stop), then closes the socket (the
+    /// port is free when this returns) and forgets the clients. Runs once per server.
+    pub fn serve(&self) -> io::Result<()> {
+        let socket = lock(&self.socket)
+            .take()
+            .ok_or_else(|| io::Error::other("chat server already served or stopped"))?;
+        let sender = SockRef::from(&socket);
+        let mut send = |data: &[u8], to: &SockAddr| sender.send_to(data, to);
+        let mut buf = vec![0u8; RECV_BUFFER];
+        while !self.stop.load(Ordering::Relaxed) {
+            let received = socket.recv_from(&mut buf);
+            let now = Instant::now();
+            let mut hub = lock(&self.hub);
+            let notices_before = hub.notices.len();
+            match received {
+                Ok((n, from)) => hub.handle(&buf[..n], from, now, &mut send),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    hub.expire(now)
+                }
+                Err(e) => hub.recv_error(&e, now),
+            }
+            if hub.notices.len() != notices_before {
+                self.notices_ready.notify_all();
+            }
+        }
+        drop(socket);
+        lock(&self.hub).forget_clients();
+        self.notices_ready.notify_all();
+        info!("chat server on {} stopped", self.addr);
+        Ok(())
+    }
+
+    /// Asks [`serve`](Self::serve) to return; it does within [`TICK`]. Idempotent.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // A server that never served still holds its socket: free the port now.
+        lock(&self.socket).take();
+        self.notices_ready.notify_all();
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Serves on a new thread named `servicer`, for use from Rust.
+    pub fn spawn(self: &Arc<Self>) -> io::Result<JoinHandle<io::Result<()>>> {
+        let server = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("servicer".into())
+            .spawn(move || server.serve())
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> Stats {
+        lock(&self.hub).stats().clone()
+    }
+
+    /// The live clients and the wall-clock time each was last heard from.
+    pub fn clients(&self) -> Vec<(SocketAddr, SystemTime)> {
+        let hub = lock(&self.hub);
+        hub.clients()
+            .map(|(addr, at)| (addr, wall_time(at)))
+            .collect()
+    }
+
+    /// The event history with wall-clock times, oldest first.
+    pub fn events(&self) -> Vec<(SystemTime, EventKind, SocketAddr)> {
+        let hub = lock(&self.hub);
+        hub.events()
+            .map(|e| (wall_time(e.at), e.kind, e.addr))
+            .collect()
+    }
+
+    /// Waits up to `timeout` for notices (only queued with [`ServerConfig::notify`]) and takes
+    /// them; empty after a timeout or once stopped.
+    pub fn wait_notices(&self, timeout: Duration) -> Vec<Notice> {
+        let mut hub = lock(&self.hub);
+        if hub.notices.is_empty() && !self.is_stopped() {
+            hub = self
+                .notices_ready
+                .wait_timeout(hub, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        hub.take_notices()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A hub and a log of what it sent: (payload, destination).
+    struct Harness {
+        hub: Hub,
+        t0: Instant,
+        sent: Vec<(Vec<u8>, SocketAddr)>,
+        fail_to: Option<SocketAddr>,
+    }
+
+    impl Harness {
+        fn new(config: ServerConfig) -> Harness {
+            Harness {
+                hub: Hub::new(config),
+                t0: Instant::now(),
+                sent: Vec::new(),
+                fail_to: None,
+            }
+        }
+
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+
+        fn recv(&mut self, ms: u64, from: u16, data: &[u8]) {
+            let now = self.at(ms);
+            let sent = &mut self.sent;
+            let fail_to = self.fail_to;
+            let mut send = |buf: &[u8], to: &SockAddr| {
+                let to = to.as_socket().expect("ip address");
+                if Some(to) == fail_to {
+                    return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+                }
+                sent.push((buf.to_vec(), to));
+                Ok(buf.len())
+            };
+            self.hub.handle(data, addr(from), now, &mut send);
+        }
+
+        fn recipients(&mut self) -> Vec<u16> {
+            let mut ports: Vec<u16> = self.sent.drain(..).map(|(_, a)| a.port()).collect();
+            ports.sort_unstable();
+            ports
+        }
+
+        fn accounted(&self) -> bool {
+            let s = self.hub.stats();
+            s.received == s.heartbeats + s.quits + s.messages + s.dropped.iter().sum::<u64>()
+        }
+    }
+
+    fn config() -> ServerConfig {
+        ServerConfig::new(Duration::from_secs(1))
+    }
+
+    #[test]
+    fn broadcast_reaches_every_client_including_sender() {
+        let mut h = Harness::new(config());
+        h.recv(0, 1, b"HB");
+        h.recv(0, 2, b"HB\n");
+        h.recv(10, 3, b"hello");
+        assert_eq!(h.recipients(), vec![1, 2, 3]);
+        h.recv(20, 1, b"again");
+        assert!(h.sent.iter().all(|(p, _)| p == b"ACKagain"));
+        let s = h.hub.stats();
+        assert_eq!((s.joins, s.messages, s.sent, s.heartbeats), (3, 2, 6, 2));
+        assert!(h.accounted());
+    }
+
+    #[test]
+    fn echo_off_skips_the_sender() {
+        let mut c = config();
+        c.echo = false;
+        let mut h = Harness::new(c);
+        h.recv(0, 1, b"HB");
+        h.recv(0, 2, b"hi");
+        assert_eq!(h.recipients(), vec![1]);
+    }
+
+    #[test]
+    fn heartbeat_is_not_broadcast_and_quit_removes() {
+        let mut h = Harness::new(config());
+        h.recv(0, 1, b"HB");
+        h.recv(0, 2, b"HB\r\n");
+        assert!(h.sent.is_empty());
+        h.recv(5, 2, b"quit\n");
+        h.recv(6, 9, b"quit"); // never joined: ignored, counted
+        h.recv(7, 1, b"x");
+        assert_eq!(h.recipients(), vec![1]);
+        let s = h.hub.stats();
+        assert_eq!(s.quits, 1);
+        assert_eq!(s.dropped_for(DropReason::UnknownQuit), 1);
+        assert!(h.accounted());
+    }
+
+    #[test]
+    fn expired_client_gets_no_broadcast_and_can_rejoin() {
+        let mut h = Harness::new(config());
+        h.recv(0, 1, b"HB");
+        h.recv(900, 2, b"HB");
+        h.recv(1000, 3, b"at the limit");
+        assert_eq!(h.recipients(), vec![1, 2, 3]);
+        h.recv(1001, 3, b"just past it");
+        assert_eq!(h.recipients(), vec![2, 3]);
+        assert_eq!(h.hub.stats().expiries, 1);
+        h.recv(1002, 1, b"back");
+        assert_eq!(h.recipients(), vec![1, 2, 3]);
+        assert_eq!(h.hub.stats().joins, 4);
+    }
+
+    #[test]
+    fn timer_expiry_without_traffic() {
+        let mut h = Harness::new(config());
+        h.recv(0, 1, b"HB");
+        h.hub.expire(h.at(1000));
+        assert_eq!(h.hub.clients().count(), 1);
+        h.hub.expire(h.at(1001));
+        assert_eq!(h.hub.clients().count(), 0);
+        let kinds: Vec<EventKind> = h.hub.events().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Join, EventKind::Heartbeat, EventKind::Expire]
+        );
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let mut c = config();
+        c.max_clients = 1;
+        c.max_payload = 10;
+        let mut h = Harness::new(c);
+        h.recv(0, 1, b"");
+        h.recv(0, 1, b"HB");
+        h.recv(0, 2, b"HB"); // table full
+        h.recv(0, 2, b"hello"); // still full
+        h.recv(0, 1, &[b'x'; 11]);
+        let s = h.hub.stats().clone();
+        assert_eq!(s.dropped_for(DropReason::Empty), 1);
+        assert_eq!(s.dropped_for(DropReason::Refused), 2);
+        assert_eq!(s.dropped_for(DropReason::TooLong), 1);
+        assert!(h.sent.is_empty());
+        assert!(h.accounted());
+    }
+
+    #[test]
+    fn oversize_prefixed_payload_is_dropped() {
+        let mut h = Harness::new(config());
+        h.recv(0, 1, &vec![b'x'; UDP_MAX_PAYLOAD - 3]);
+        assert_eq!(h.recipients(), vec![1]);
+        h.recv(0, 1, &vec![b'x'; UDP_MAX_PAYLOAD - 2]);
+        assert!(h.sent.is_empty());
+        assert_eq!(h.hub.stats().dropped_for(DropReason::Oversize), 1);
+    }
+
+    #[test]
+    fn send_error_to_one_client_is_counted_and_others_still_served() {
+        let mut h = Harness::new(config());
+        for port in 1..=3 {
+            h.recv(0, port, b"HB");
+        }
+        h.fail_to = Some(addr(2));
+        h.recv(1, 1, b"m1");
+        h.recv(2, 1, b"m2");
+        assert_eq!(h.recipients(), vec![1, 1, 3, 3]);
+        assert_eq!(h.hub.stats().send_errors, 2);
+        assert_eq!(h.hub.stats().sent, 4);
+    }
+
+    #[test]
+    fn notices_carry_payloads_and_skip_heartbeats() {
+        let mut c = config();
+        c.notify = true;
+        let mut h = Harness::new(c);
+        h.recv(0, 1, b"HB");
+        h.recv(1, 1, b"hi");
+        h.recv(2, 1, b"quit");
+        let notices = h.hub.take_notices();
+        let kinds: Vec<_> = notices.iter().map(|n| n.event.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![EventKind::Join, EventKind::Message, EventKind::Quit]
+        );
+        assert_eq!(notices[1].payload, b"hi");
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut c = config();
+        c.history = 3;
+        let mut h = Harness::new(c);
+        for ms in 0..10 {
+            h.recv(ms, 1, b"HB");
+        }
+        assert_eq!(h.hub.events().count(), 3);
+    }
+
+    #[test]
+    fn rate_limit_lets_one_line_per_second() {
+        let mut limit = RateLimit::default();
+        let t0 = Instant::now();
+        assert_eq!(limit.allow(("x", 1), t0), Some(0));
+        assert_eq!(limit.allow(("x", 1), t0 + Duration::from_millis(10)), None);
+        assert_eq!(
+            limit.allow(("x", 2), t0 + Duration::from_millis(10)),
+            Some(0)
+        );
+        assert_eq!(limit.allow(("x", 1), t0 + Duration::from_secs(1)), Some(1));
+    }
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let mut c = config();
+        c.inval = Duration::ZERO;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "inval must be positive"
+        );
+        assert!(config().validate().is_ok());
+    }
+}
