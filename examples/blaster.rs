@@ -108,7 +108,7 @@ fn main() -> std::io::Result<()> {
     let mut tick = 0u32;
     loop {
         tick = tick.wrapping_add(1);
-        if tick % 256 == 0 && (stop.load(Ordering::Relaxed) || Instant::now() >= deadline) {
+        if tick & 255 == 0 && (stop.load(Ordering::Relaxed) || Instant::now() >= deadline) {
             break;
         }
         let (n, src) = match sock.recv_from(&mut buf[3..]) {
