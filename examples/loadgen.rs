@@ -24,8 +24,9 @@
 //! `recvmmsg` batches. `--mode sleep` blocks in epoll_wait between datagrams like real clients;
 //! `--mode spin` polls with a zero timeout so the generator never makes the server wait.
 //!
-//! Everything is bounded: the run ends after M messages or `--max-seconds` (default 60),
-//! whichever comes first; messages not sent by then are reported as `unsent`.
+//! Everything is bounded: the run ends after M messages or `--max-seconds` (default 60, counted
+//! from the start, joining included), whichever comes first; messages not sent by then are
+//! reported as `unsent`, and the copies still missing of those in flight as `cut_off`.
 //!
 //! Reported: deliveries/s (copies received by all clients for completed and given-up messages,
 //! divided by the elapsed time of the measured phase), p50/p99 completion latency (send ->
@@ -231,8 +232,10 @@ struct Slot {
 struct Counters {
     /// Copies received of messages that completed or were given up (not counting late ones).
     delivered: u64,
-    /// Copies never received before their message was given up.
+    /// Copies never received before their message was given up after `--timeout-ms`.
     lost: u64,
+    /// Copies still missing of the messages in flight when `--max-seconds` ended the run.
+    cut_off: u64,
     completed: u64,
     timed_out: u64,
     /// Copies of a message already completed or given up (late or duplicated).
@@ -303,11 +306,11 @@ impl Tracker {
         }
     }
 
-    /// Give up the messages older than the timeout (or all, with `all`).
-    fn expire(&mut self, now: Instant, all: bool) {
+    /// Give up the messages older than the timeout: their missing copies are lost.
+    fn expire(&mut self, now: Instant) {
         let n = self.clients as u64;
         for slot in self.slots.iter_mut().filter(|s| s.active) {
-            if all || now.duration_since(slot.sent_at) >= self.timeout {
+            if now.duration_since(slot.sent_at) >= self.timeout {
                 slot.active = false;
                 self.in_flight -= 1;
                 self.c.timed_out += 1;
@@ -315,6 +318,17 @@ impl Tracker {
                 self.c.lost += n - slot.got as u64;
             }
         }
+    }
+
+    /// Abandon every message in flight (the run is over): missing copies are cut off, not lost.
+    fn abandon(&mut self) {
+        let n = self.clients as u64;
+        for slot in self.slots.iter_mut().filter(|s| s.active) {
+            slot.active = false;
+            self.c.delivered += slot.got as u64;
+            self.c.cut_off += n - slot.got as u64;
+        }
+        self.in_flight = 0;
     }
 }
 
@@ -501,7 +515,7 @@ fn run(args: Args) -> Result<String, String> {
         let missing: Vec<usize> = (0..n)
             .filter(|&c| g.t.slots[idx].bits[c / 64] & (1 << (c % 64)) == 0)
             .collect();
-        g.t.expire(Instant::now(), true);
+        g.t.abandon();
         for (k, &c) in missing.iter().enumerate() {
             g.send_word(c, b"HB");
             if k % JOIN_BATCH == JOIN_BATCH - 1 {
@@ -538,12 +552,12 @@ fn run(args: Args) -> Result<String, String> {
             }
             next_seq += 1;
         }
-        g.t.expire(now, false);
+        g.t.expire(now);
         if next_seq >= g.args.messages && g.t.in_flight == 0 {
             break;
         }
         if now >= deadline {
-            g.t.expire(now, true);
+            g.t.abandon();
             hit_deadline = true;
             break;
         }
@@ -577,7 +591,7 @@ fn run(args: Args) -> Result<String, String> {
         format!(
             "{{\"server\": \"{}\", \"clients\": {}, \"messages\": {}, \"size\": {}, \"window\": {}, \
 \"mode\": \"{mode}\", \"elapsed_s\": {}, \"deliveries\": {}, \"deliveries_per_s\": {}, \
-\"p50_us\": {}, \"p99_us\": {}, \"lost\": {}, \"completed\": {}, \"timed_out\": {}, \
+\"p50_us\": {}, \"p99_us\": {}, \"lost\": {}, \"cut_off\": {}, \"completed\": {}, \"timed_out\": {}, \
 \"unsent\": {unsent}, \"late\": {}, \"other\": {}, \"hb_sent\": {}, \"send_errors\": {}, \
 \"warmup_tries\": {tries}, \"hit_deadline\": {hit_deadline}, \"gen_cpu_s\": {}}}",
             a.server,
@@ -591,6 +605,7 @@ fn run(args: Args) -> Result<String, String> {
             num(p50),
             num(p99),
             c.lost,
+            c.cut_off,
             c.completed,
             c.timed_out,
             c.late,
@@ -602,8 +617,8 @@ fn run(args: Args) -> Result<String, String> {
     } else {
         format!(
             "{mode} N={n} M={} size={} W={}: {:.0} deliveries/s, {:.3} s, p50 {p50:.0} us, \
-p99 {p99:.0} us, completed {}/{}, lost {}, timed out {}, unsent {unsent}, late {}, other {}, \
-generator cpu {gen_cpu:.2} s",
+p99 {p99:.0} us, completed {}/{}, lost {}, timed out {}, cut off {}, unsent {unsent}, late {}, \
+other {}, generator cpu {gen_cpu:.2} s",
             a.messages,
             a.size,
             a.window,
@@ -613,6 +628,7 @@ generator cpu {gen_cpu:.2} s",
             a.messages,
             c.lost,
             c.timed_out,
+            c.cut_off,
             c.late,
             c.other
         )
