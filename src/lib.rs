@@ -11,6 +11,7 @@
 //! The Python extension module `udplab._core` lives in one private module, `python`, which only
 //! converts types, releases the GIL around blocking calls and maps errors.
 
+pub mod client;
 pub mod peers;
 pub mod proto;
 pub mod server;

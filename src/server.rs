@@ -261,6 +261,15 @@ impl RateLimit {
     }
 }
 
+/// The tail of a rate-limited log line: how many like it were held back.
+fn held_note(held: u64) -> String {
+    if held == 0 {
+        String::new()
+    } else {
+        format!(" ({held} more like it since the last report)")
+    }
+}
+
 fn errno_key(e: &io::Error) -> i64 {
     e.raw_os_error().map_or(-(e.kind() as i64) - 1, i64::from)
 }
@@ -396,7 +405,7 @@ impl Hub {
         for (addr, e) in failures {
             self.stats.send_errors += 1;
             if let Some(held) = self.limit.allow(("send", errno_key(&e)), now) {
-                warn!("chat send to {addr} failed: {e} ({held} more like it not logged)");
+                warn!("chat send to {addr} failed: {e}{}", held_note(held));
             }
         }
     }
@@ -405,8 +414,9 @@ impl Hub {
         self.stats.dropped[reason as usize] += 1;
         if let Some(held) = self.limit.allow((reason.name(), 0), now) {
             warn!(
-                "chat dropped a datagram from {from}: {} ({held} more like it not logged)",
-                reason.name()
+                "chat dropped a datagram from {from}: {}{}",
+                reason.name(),
+                held_note(held)
             );
         }
     }
@@ -414,7 +424,7 @@ impl Hub {
     fn recv_error(&mut self, e: &io::Error, now: Instant) {
         self.stats.recv_errors += 1;
         if let Some(held) = self.limit.allow(("recv", errno_key(e)), now) {
-            warn!("chat receive failed: {e} ({held} more like it not logged)");
+            warn!("chat receive failed: {e}{}", held_note(held));
         }
     }
 

@@ -12,6 +12,7 @@ import socket as _stdlib_socket
 
 from . import _logging
 from ._core import UdpSocket, __version__
+from .chat import Address, ChatC, ChatS
 from ._logging import refresh_logging
 
 AF_INET = _stdlib_socket.AF_INET
@@ -29,6 +30,9 @@ del _logging
 __all__ = [
     "AF_INET",
     "AF_INET6",
+    "Address",
+    "ChatC",
+    "ChatS",
     "SOCK_DGRAM",
     "UdpSocket",
     "__version__",

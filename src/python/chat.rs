@@ -1,7 +1,285 @@
-//! `udplab._core.ChatServer` and `ChatClient`: the chat's Rust halves, driven by `udplab.chat`.
+//! `udplab._core.ChatServer` and `ChatClient`: the Rust halves of `udplab.ChatS` and
+//! `udplab.ChatC`. The Python classes own the threads (so log records carry the tutorial's
+//! thread names); each thread runs one loop here with the GIL released.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-pub(super) fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use super::{address_tuple, blocking, data, host, os_error, port};
+use crate::client::{ChatClient, ClientConfig, ClientStats, DEFAULT_QUEUE};
+use crate::peers::DEFAULT_MAX_CLIENTS;
+use crate::proto::{Words, UDP_MAX_PAYLOAD};
+use crate::server::{ChatServer, DropReason, ServerConfig, Stats, DEFAULT_HISTORY, DEFAULT_RCVBUF};
+use crate::socket::{self as core_socket, Family};
+
+/// A positive, finite number of seconds.
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be a positive, finite number of seconds, got {value}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Resolves a chat address of either family: IPv4 first, as the tutorial's sockets are.
+fn chat_address(
+    py: Python<'_>,
+    ip: &Bound<'_, PyAny>,
+    port_obj: &Bound<'_, PyAny>,
+    who: &str,
+) -> PyResult<SocketAddr> {
+    let host = host(ip)?;
+    let port = port(port_obj, who)?;
+    py.detach(|| {
+        core_socket::resolve(&host, port, Family::V4)
+            .or_else(|_| core_socket::resolve(&host, port, Family::V6))
+    })
+    .map_err(|e| super::resolve_error(py, &e))
+}
+
+fn words(heartbeat: &Bound<'_, PyAny>, quit: &Bound<'_, PyAny>) -> PyResult<Words> {
+    Words::new(data(heartbeat)?.to_vec(), data(quit)?.to_vec())
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: &Stats, clients: usize) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("received", s.received)?;
+    d.set_item("messages", s.messages)?;
+    d.set_item("sent", s.sent)?;
+    d.set_item("heartbeats", s.heartbeats)?;
+    d.set_item("joins", s.joins)?;
+    d.set_item("quits", s.quits)?;
+    d.set_item("expiries", s.expiries)?;
+    d.set_item("send_errors", s.send_errors)?;
+    d.set_item("recv_errors", s.recv_errors)?;
+    d.set_item("notices_dropped", s.notices_dropped)?;
+    d.set_item("clients", clients)?;
+    let dropped = PyDict::new(py);
+    for reason in DropReason::ALL {
+        dropped.set_item(reason.name(), s.dropped_for(reason))?;
+    }
+    d.set_item("dropped", dropped)?;
+    Ok(d)
+}
+
+fn client_stats_dict<'py>(py: Python<'py>, s: &ClientStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("received", s.received)?;
+    d.set_item("dropped", s.dropped)?;
+    d.set_item("sent", s.sent)?;
+    d.set_item("heartbeats", s.heartbeats)?;
+    d.set_item("errors", s.errors)?;
+    Ok(d)
+}
+
+/// The chat server's Rust half: bound at construction, served by `serve()` on a Python thread.
+#[pyclass(name = "ChatServer", module = "udplab._core", frozen)]
+struct PyChatServer {
+    inner: Arc<ChatServer>,
+}
+
+#[pymethods]
+impl PyChatServer {
+    #[new]
+    #[pyo3(signature = (
+        ip, port, inval, *, heartbeat, quit, prefix, echo = true,
+        max_clients = DEFAULT_MAX_CLIENTS, max_payload = UDP_MAX_PAYLOAD,
+        rcvbuf = Some(DEFAULT_RCVBUF), history = DEFAULT_HISTORY, notify = false
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        ip: &Bound<'_, PyAny>,
+        port: &Bound<'_, PyAny>,
+        inval: f64,
+        heartbeat: &Bound<'_, PyAny>,
+        quit: &Bound<'_, PyAny>,
+        prefix: &Bound<'_, PyAny>,
+        echo: bool,
+        max_clients: usize,
+        max_payload: usize,
+        rcvbuf: Option<usize>,
+        history: usize,
+        notify: bool,
+    ) -> PyResult<Self> {
+        let mut config = ServerConfig::new(seconds("inval", inval)?);
+        config.words = words(heartbeat, quit)?;
+        config.prefix = data(prefix)?.to_vec();
+        config.echo = echo;
+        config.max_clients = max_clients;
+        config.max_payload = max_payload;
+        config.rcvbuf = rcvbuf;
+        config.history = history;
+        config.notify = notify;
+        config
+            .validate()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let addr = chat_address(py, ip, port, "ChatS")?;
+        let inner = py
+            .detach(|| ChatServer::bind(addr, config))
+            .map_err(os_error)?;
+        Ok(PyChatServer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Serves until `stop()`; run it on a thread of its own.
+    fn serve(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.serve()).map_err(os_error)
+    }
+
+    /// Asks `serve()` to return (within 0.1 s).
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.stop());
+    }
+
+    #[getter]
+    fn addr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        address_tuple(py, self.inner.local_addr())
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (stats, clients) = py.detach(|| (self.inner.stats(), self.inner.clients().len()));
+        stats_dict(py, &stats, clients)
+    }
+
+    fn clients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let clients = py.detach(|| self.inner.clients());
+        let d = PyDict::new(py);
+        for (addr, seen) in clients {
+            d.set_item(address_tuple(py, addr)?, epoch_seconds(seen))?;
+        }
+        Ok(d)
+    }
+
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = py.detach(|| self.inner.events());
+        let list = PyList::empty(py);
+        for (at, kind, addr) in events {
+            list.append((epoch_seconds(at), kind.name(), address_tuple(py, addr)?))?;
+        }
+        Ok(list)
+    }
+
+    /// Waits up to `timeout` seconds for join/message/quit/expire notices and takes them.
+    fn wait_notices<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyList>> {
+        let wait = seconds("timeout", timeout)?;
+        let notices = py.detach(|| self.inner.wait_notices(wait));
+        let list = PyList::empty(py);
+        for n in notices {
+            list.append((
+                epoch_seconds(crate::server::wall_time(n.event.at)),
+                n.event.kind.name(),
+                address_tuple(py, n.event.addr)?,
+                PyBytes::new(py, &n.payload),
+            ))?;
+        }
+        Ok(list)
+    }
+}
+
+/// The chat client's Rust half: connected at construction; `receive_loop()` and
+/// `heartbeat_loop()` run on Python threads.
+#[pyclass(name = "ChatClient", module = "udplab._core", frozen)]
+struct PyChatClient {
+    inner: Arc<ChatClient>,
+}
+
+#[pymethods]
+impl PyChatClient {
+    #[new]
+    #[pyo3(signature = (rip, rport, *, heartbeat, quit, queue = DEFAULT_QUEUE))]
+    fn new(
+        py: Python<'_>,
+        rip: &Bound<'_, PyAny>,
+        rport: &Bound<'_, PyAny>,
+        heartbeat: &Bound<'_, PyAny>,
+        quit: &Bound<'_, PyAny>,
+        queue: usize,
+    ) -> PyResult<Self> {
+        if queue == 0 {
+            return Err(PyValueError::new_err("queue must be at least 1"));
+        }
+        let config = ClientConfig {
+            words: words(heartbeat, quit)?,
+            queue,
+        };
+        let server = chat_address(py, rip, rport, "ChatC")?;
+        if server.port() == 0 {
+            return Err(PyValueError::new_err(
+                "ChatC(): the server's port must not be 0",
+            ));
+        }
+        let inner = py
+            .detach(|| ChatClient::connect(server, config))
+            .map_err(os_error)?;
+        Ok(PyChatClient {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn receive_loop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.receive_loop());
+    }
+
+    fn heartbeat_loop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.heartbeat_loop());
+    }
+
+    /// Starts or re-times (seconds) or pauses (`None`) the heartbeat.
+    #[pyo3(signature = (interval))]
+    fn set_heartbeat(&self, py: Python<'_>, interval: Option<f64>) -> PyResult<()> {
+        let interval = interval.map(|i| seconds("interval", i)).transpose()?;
+        py.detach(|| self.inner.set_heartbeat(interval));
+        Ok(())
+    }
+
+    fn send(&self, py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data(msg)?;
+        let payload: &[u8] = &bytes;
+        blocking(py, |check| self.inner.send(payload, check))
+    }
+
+    #[pyo3(signature = (timeout = None))]
+    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
+        let wait = super::timeout(timeout)?;
+        let data = blocking(py, |check| self.inner.recv(wait, check))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.stop());
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        client_stats_dict(py, &self.inner.stats())
+    }
+
+    #[getter]
+    fn addr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        address_tuple(py, self.inner.local_addr())
+    }
+
+    #[getter]
+    fn raddr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        address_tuple(py, self.inner.server_addr())
+    }
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyChatServer>()?;
+    m.add_class::<PyChatClient>()?;
     Ok(())
 }

@@ -42,17 +42,19 @@ pub(crate) fn os_error(e: io::Error) -> PyErr {
     }
 }
 
-fn resolve_error(py: Python<'_>, e: &ResolveError) -> PyErr {
-    let (name, message) = match e {
-        ResolveError::NotFound { .. } => ("EAI_NONAME", "Name or service not known"),
-        ResolveError::WrongFamily { .. } => (
+pub(crate) fn resolve_error(py: Python<'_>, e: &ResolveError) -> PyErr {
+    let (name, reason, host) = match e {
+        ResolveError::NotFound { host } => ("EAI_NONAME", "Name or service not known", host),
+        ResolveError::WrongFamily { host, .. } => (
             "EAI_ADDRFAMILY",
             "Address family for hostname not supported",
+            host,
         ),
     };
     let make = || -> PyResult<PyErr> {
         let socket = py.import("socket")?;
         let code = socket.getattr(name)?;
+        let message = format!("{reason}: {host:?}");
         let err = socket.getattr("gaierror")?.call1((code, message))?;
         Ok(PyErr::from_value(err))
     };

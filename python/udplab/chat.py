@@ -1,0 +1,358 @@
+"""The tutorial's group chat, ``ChatS`` and ``ChatC``, with a Rust core.
+
+The Rust side receives, broadcasts and expires; this module owns the threads. Each loop runs on
+a Python ``threading.Thread`` named as in the tutorial (``servicer``, ``user``, ``hb``) that
+calls into Rust with the GIL released, so log records carry those names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from . import _core
+from ._logging import refresh_logging
+
+__all__ = ["Address", "ChatC", "ChatS"]
+
+Address = Tuple[Any, ...]
+"""``(ip, port)``, or ``(ip, port, flowinfo, scope_id)`` for IPv6."""
+Buffer = Union[bytes, bytearray, memoryview]
+
+log = logging.getLogger("udplab.chat")
+
+#: How long a callback thread waits for notices before it looks at ``stop()`` again.
+_NOTICE_WAIT = 0.1
+
+_live: weakref.WeakSet[ChatS | ChatC] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    """Stop every running server and client before the interpreter joins threads at exit."""
+    for obj in list(_live):
+        obj.stop()
+
+
+# Runs before threading joins non-daemon threads at exit (plain atexit would run after, too
+# late: the interpreter would wait forever for the chat threads).
+threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def _port(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= 65535:
+        raise OverflowError(f"{name} must be 0-65535, got {value}")
+    return value
+
+
+def _host(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str such as '127.0.0.1', not {type(value).__name__}")
+    return value
+
+
+def _word(name: str, value: object) -> bytes:
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be bytes, not str: write b{value!r}")
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _serve(core: _core.ChatServer) -> None:
+    try:
+        core.serve()
+    except Exception:
+        log.exception("chat server stopped with an error")
+
+
+def _dispatch(
+    core: _core.ChatServer,
+    stopped: threading.Event,
+    on_join: Optional[Callable[[Address], object]],
+    on_message: Optional[Callable[[Address, bytes], object]],
+    on_leave: Optional[Callable[[Address, str], object]],
+) -> None:
+    """Run callbacks for the server's notices, off the receive path, until stopped."""
+
+    def call(name: str, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("chat callback %s%r raised; the server goes on", name, args)
+
+    while True:
+        last_round = stopped.is_set()
+        for _at, kind, addr, payload in core.wait_notices(_NOTICE_WAIT):
+            if kind == "join" and on_join is not None:
+                call("on_join", on_join, addr)
+            elif kind == "message" and on_message is not None:
+                call("on_message", on_message, addr, payload)
+            elif kind in ("quit", "expire") and on_leave is not None:
+                call("on_leave", on_leave, addr, kind)
+        if last_round:
+            return
+
+
+class ChatS:
+    """The group chat server of the tutorial.
+
+    ``ChatS(ip, port, inval)``: listen on ``(ip, port)`` (port 0 picks a free port) and drop
+    clients silent for more than ``inval`` seconds. A datagram equal to the heartbeat word
+    (optionally followed by ``\\n`` or ``\\r\\n``) only refreshes its sender; the quit word
+    removes it; anything else is sent as ``prefix + payload`` to every live client, the sender
+    included unless ``echo=False``.
+    """
+
+    def __init__(
+        self,
+        ip: str,
+        port: int,
+        inval: float,
+        *,
+        heartbeat: Buffer = b"HB",
+        quit: Buffer = b"quit",
+        prefix: Buffer = b"ACK",
+        echo: bool = True,
+        max_clients: int = 10_000,
+        max_payload: int = 65_507,
+        rcvbuf: Optional[int] = 4 << 20,
+        history: int = 4096,
+        on_join: Optional[Callable[[Address], object]] = None,
+        on_message: Optional[Callable[[Address, bytes], object]] = None,
+        on_leave: Optional[Callable[[Address, str], object]] = None,
+    ) -> None:
+        self._ip = _host("ip", ip)
+        self._port = _port("port", port)
+        self.inval = _seconds("inval", inval)
+        self._options: Dict[str, Any] = dict(
+            heartbeat=_word("heartbeat", heartbeat),
+            quit=_word("quit", quit),
+            prefix=_word("prefix", prefix),
+            echo=bool(echo),
+            max_clients=max_clients,
+            max_payload=max_payload,
+            rcvbuf=rcvbuf,
+            history=history,
+        )
+        self._callbacks = (on_join, on_message, on_leave)
+        self._lock = threading.Lock()
+        self._core: Optional[_core.ChatServer] = None
+        self._threads: List[threading.Thread] = []
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Bind and start receiving on a background thread named ``servicer``."""
+        with self._lock:
+            if self.running:
+                raise RuntimeError(f"ChatS is already running on {self.addr}; stop() it first")
+            refresh_logging()
+            notify = any(cb is not None for cb in self._callbacks)
+            core = _core.ChatServer(self._ip, self._port, self.inval, notify=notify,
+                                    **self._options)
+            self._core = core
+            self._stopped = threading.Event()
+            self._threads = [threading.Thread(target=_serve, args=(core,), name="servicer")]
+            if notify:
+                self._threads.append(threading.Thread(
+                    target=_dispatch, args=(core, self._stopped, *self._callbacks),
+                    name="callbacks"))
+            for t in self._threads:
+                t.start()
+            weakref.finalize(self, core.stop)
+            _live.add(self)
+
+    def stop(self) -> None:
+        """Stop receiving, free the port and forget the clients. Idempotent; returns once the
+        threads have ended (within about 0.1 s)."""
+        with self._lock:
+            core = self._core
+            if core is None or self._stopped.is_set():
+                return
+            core.stop()
+            self._stopped.set()
+            current = threading.current_thread()
+            for t in self._threads:
+                if t is not current:
+                    t.join()
+            _live.discard(self)
+
+    @property
+    def running(self) -> bool:
+        """Whether the server has been started and not stopped."""
+        return self._core is not None and not self._stopped.is_set()
+
+    @property
+    def addr(self) -> Address:
+        """The address the server is bound to (the requested one before ``start()``)."""
+        return self._core.addr if self._core is not None else (self._ip, self._port)
+
+    @property
+    def raddrs(self) -> Dict[Address, float]:
+        """A copy of ``{client address: last seen}``, times as ``time.time()`` floats."""
+        return self._core.clients() if self.running and self._core is not None else {}
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters: ``received``, ``messages``, ``sent``, ``heartbeats``, ``joins``, ``quits``,
+        ``expiries``, ``send_errors``, ``recv_errors``, ``notices_dropped``, ``clients`` and
+        ``dropped`` (a dict by reason). ``received`` always equals ``heartbeats + quits +
+        messages + sum(dropped.values())``. Kept after ``stop()``."""
+        if self._core is None:
+            raise RuntimeError("ChatS has not been started")
+        return self._core.stats()
+
+    def events(self) -> List[Tuple[float, str, Address]]:
+        """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
+        ``join``, ``heartbeat``, ``message``, ``quit``, ``expire``. Kept after ``stop()``."""
+        return self._core.events() if self._core is not None else []
+
+    def __enter__(self) -> ChatS:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<udplab.ChatS {state} addr={self.addr!r} inval={self.inval}>"
+
+
+class ChatC:
+    """The group chat client of the tutorial.
+
+    ``ChatC(rip, rport)``: talk to the server at ``(rip, rport)`` from an ephemeral local port.
+    ``start()`` starts the receive thread ``user``, which logs every datagram at INFO and keeps
+    it for ``recv()``; ``hb(interval)`` starts the heartbeat thread ``hb``.
+    """
+
+    def __init__(
+        self,
+        rip: str,
+        rport: int,
+        *,
+        interval: Optional[float] = None,
+        heartbeat: Buffer = b"HB",
+        quit: Buffer = b"quit",
+        queue: int = 1024,
+    ) -> None:
+        self._rip = _host("rip", rip)
+        self._rport = _port("rport", rport)
+        if self._rport == 0:
+            raise ValueError("rport must be the server's port, not 0")
+        self.interval = None if interval is None else _seconds("interval", interval)
+        self._options: Dict[str, Any] = dict(
+            heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit), queue=queue
+        )
+        self._lock = threading.Lock()
+        self._core: Optional[_core.ChatClient] = None
+        self._threads: List[threading.Thread] = []
+        self._stopped = threading.Event()
+
+    def _running_core(self) -> _core.ChatClient:
+        if self._core is None or self._stopped.is_set():
+            raise RuntimeError("ChatC is not running: call start() first")
+        return self._core
+
+    def start(self) -> None:
+        """Open an ephemeral local port and start receiving (and heartbeating, if ``interval``
+        was given) on background threads."""
+        with self._lock:
+            if self.running:
+                raise RuntimeError(f"ChatC is already running on {self.addr}; stop() it first")
+            refresh_logging()
+            core = _core.ChatClient(self._rip, self._rport, **self._options)
+            self._core = core
+            self._stopped = threading.Event()
+            user = threading.Thread(target=core.receive_loop, name="user")
+            self._threads = [user]
+            user.start()
+            weakref.finalize(self, core.stop)
+            _live.add(self)
+        if self.interval is not None:
+            self.hb(self.interval)
+
+    def hb(self, interval: Optional[float]) -> None:
+        """Send the heartbeat word now and then every ``interval`` seconds, on the thread
+        ``hb``; calling it again re-times it, ``None`` pauses it. Returns at once."""
+        seconds = None if interval is None else _seconds("interval", interval)
+        with self._lock:
+            core = self._running_core()
+            core.set_heartbeat(seconds)
+            self.interval = seconds
+            if not any(t.name == "hb" for t in self._threads):
+                t = threading.Thread(target=core.heartbeat_loop, name="hb")
+                self._threads.append(t)
+                t.start()
+
+    def send(self, msg: Buffer) -> None:
+        """Send a chat message (bytes; encode a str first)."""
+        self._running_core().send(msg)
+
+    def recv(self, timeout: Optional[float] = None) -> bytes:
+        """The next datagram from the server (with its prefix); ``TimeoutError`` after
+        ``timeout`` seconds. Datagrams received before ``stop()`` can still be read after it."""
+        if self._core is None:
+            raise RuntimeError("ChatC is not running: call start() first")
+        return self._core.recv(timeout)
+
+    def stop(self) -> None:
+        """Say quit to the server, stop both threads and close the port. Idempotent."""
+        with self._lock:
+            core = self._core
+            if core is None or self._stopped.is_set():
+                return
+            core.stop()
+            self._stopped.set()
+            current = threading.current_thread()
+            for t in self._threads:
+                if t is not current:
+                    t.join()
+            _live.discard(self)
+
+    def stats(self) -> Dict[str, int]:
+        """Counters: ``received``, ``dropped`` (queue overflow), ``sent``, ``heartbeats``,
+        ``errors``."""
+        if self._core is None:
+            raise RuntimeError("ChatC has not been started")
+        return self._core.stats()
+
+    @property
+    def running(self) -> bool:
+        """Whether the client has been started and not stopped."""
+        return self._core is not None and not self._stopped.is_set()
+
+    @property
+    def addr(self) -> Optional[Address]:
+        """The local address (``None`` before ``start()``)."""
+        return self._core.addr if self._core is not None else None
+
+    @property
+    def raddr(self) -> Address:
+        """The server's address."""
+        return self._core.raddr if self._core is not None else (self._rip, self._rport)
+
+    def __enter__(self) -> ChatC:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<udplab.ChatC {state} addr={self.addr!r} raddr={self.raddr!r}>"
