@@ -1,0 +1,433 @@
+"""The chat benchmark of udplab issue 5, in one command.
+
+    python benches/run.py [--quick] [--reps 5] [--out benches/results.json]
+
+Run it with the Python that has udplab installed (``maturin develop --release`` in the repo,
+e.g. ``.venv/bin/python benches/run.py``) and, for the uvloop contender, uvloop
+(``pip install -r benches/requirements.txt``). Contenders that cannot start are skipped.
+
+What it does:
+
+1. ``cargo build --release --example loadgen --example blaster`` in the repository;
+2. for each load — throughput with N = 10, 100, 1000 clients (window 8), latency with N = 100
+   (window 1) — and each generator mode (sleep, spin), runs the contenders interleaved,
+   ``--reps`` times, starting the order one further each repetition:
+     udplab    benches/servers/udplab_chat.py (udplab.ChatS from Python)
+     tutorial  tests/tutorial_chat.py (threaded pure Python, the notes' design corrected)
+     asyncio   benches/servers/asyncio_chat.py
+     uvloop    benches/servers/asyncio_chat.py --uvloop
+     blaster   examples/blaster.rs (native, no bookkeeping: the ceiling)
+   Each run starts the server as a subprocess (it prints ``PORT n``), runs examples/loadgen
+   against it, reads the server's user and system CPU seconds from /proc/<pid>/stat before and
+   after the generator run, then closes the server's stdin and waits for it to exit;
+3. a micro-benchmark of ``udplab.socket`` against ``socket.socket`` on the same calls:
+   ``sendto`` of 32 bytes to a socket that a drain process empties, and ``recvfrom`` of
+   datagrams queued beforehand, interleaved;
+4. prints markdown tables (medians with min and max, ratios udplab/contender, server CPU seconds
+   per million deliveries) and writes every run and the summary as JSON to ``--out``.
+
+Everything is bounded: every subprocess has a timeout and every generator run --max-seconds.
+The default command takes about 10 minutes on 2 cores, ``--quick`` (1 repetition, a fifth of
+the messages) about 1 to 2.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PY = sys.executable
+TICK = os.sysconf("SC_CLK_TCK")
+
+CONTENDERS = {
+    "udplab": [PY, os.path.join(HERE, "servers", "udplab_chat.py")],
+    "tutorial": [PY, os.path.join(REPO, "tests", "tutorial_chat.py")],
+    "asyncio": [PY, os.path.join(HERE, "servers", "asyncio_chat.py")],
+    "uvloop": [PY, os.path.join(HERE, "servers", "asyncio_chat.py"), "--uvloop"],
+    "blaster": None,  # filled in with the built binary
+}
+# (name, clients, messages, window): messages chosen so that one run lasts about 2 s.
+LOADS = [
+    ("throughput N=10", 10, 100_000, 8),
+    ("throughput N=100", 100, 10_000, 8),
+    ("throughput N=1000", 1000, 1_000, 8),
+    ("latency N=100", 100, 2_000, 1),
+]
+MODES = ["sleep", "spin"]
+INVAL = 10.0
+HB_INTERVAL = 1.0
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def build(skip):
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    bins = {name: os.path.join(target, "release", "examples", name) for name in ("loadgen", "blaster")}
+    if not skip:
+        log("building: cargo build --release --example loadgen --example blaster")
+        subprocess.run(["cargo", "build", "--release", "--example", "loadgen", "--example", "blaster"],
+                       cwd=REPO, check=True, timeout=1200)
+    for path in bins.values():
+        if not os.path.exists(path):
+            sys.exit(f"missing {path}: build the examples first")
+    return bins
+
+
+def importable(code):
+    """Can the benchmark's Python run `code` (e.g. an import)?"""
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    return r.returncode == 0, (r.stderr.strip().splitlines() or [""])[-1]
+
+
+def cpu_seconds(pid):
+    """(user, system) CPU seconds of a whole process, all threads, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def read_port(proc, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(b"PORT "):
+            return int(line.split()[1])
+    raise RuntimeError("the server did not print its PORT line")
+
+
+def stop_server(proc):
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def one_run(name, argv, loadgen, load, mode, max_seconds):
+    _, clients, messages, window = load
+    args = list(argv) + ([] if name == "blaster" else ["--inval", str(INVAL)])
+    if name == "blaster":
+        args += ["--max-seconds", str(max_seconds + 30)]
+    err = open(os.devnull, "w") if name != "udplab" else subprocess.PIPE
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    record = {"contender": name, "load": load[0], "mode": mode}
+    try:
+        port = read_port(proc, 30)
+        u0, s0 = cpu_seconds(proc.pid)
+        cmd = [loadgen, "--server", f"127.0.0.1:{port}", "--clients", str(clients),
+               "--messages", str(messages), "--window", str(window), "--mode", mode,
+               "--hb-interval", str(HB_INTERVAL), "--max-seconds", str(max_seconds), "--json"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 30)
+        u1, s1 = cpu_seconds(proc.pid)
+        if r.returncode != 0:
+            record["error"] = (r.stderr.strip() or f"loadgen exit {r.returncode}")[-300:]
+        else:
+            record.update(json.loads(r.stdout))
+        record["server_user_s"] = round(u1 - u0, 3)
+        record["server_sys_s"] = round(s1 - s0, 3)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+        record["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        stop_server(proc)
+        if name == "udplab":
+            tail = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            try:
+                record["server_stats"] = json.loads(tail[-1])
+            except (IndexError, ValueError):
+                if tail:
+                    record.setdefault("server_stderr", tail[-1][-300:])
+    return record
+
+
+def summarize(runs, names, loads, modes):
+    """Medians (with min, max) per load, mode and contender, and the ratios against udplab."""
+    summary = []
+    for load in loads:
+        for mode in modes:
+            rows = {}
+            for name in names:
+                ok = [r for r in runs if r["contender"] == name and r["load"] == load[0]
+                      and r["mode"] == mode and "error" not in r]
+                bad = [r for r in runs if r["contender"] == name and r["load"] == load[0]
+                       and r["mode"] == mode and "error" in r]
+                if not ok:
+                    if bad:
+                        rows[name] = {"error": bad[0]["error"]}
+                    continue
+
+                def stat(key, scale=1.0, rs=ok):
+                    vals = [r[key] * scale for r in rs if r.get(key) is not None]
+                    if not vals:
+                        return None
+                    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+
+                per_m = [dict(r, user_per_m=r["server_user_s"] / r["deliveries"] * 1e6,
+                              sys_per_m=r["server_sys_s"] / r["deliveries"] * 1e6)
+                         for r in ok if r["deliveries"]]
+                rows[name] = {
+                    "reps": len(ok), "failed_reps": len(bad),
+                    "deliveries_per_s": stat("deliveries_per_s"),
+                    "p50_us": stat("p50_us"), "p99_us": stat("p99_us"),
+                    "lost": sum(r["lost"] for r in ok),
+                    "cut_off": sum(r.get("cut_off", 0) for r in ok),
+                    "user_s_per_m": stat("user_per_m", rs=per_m),
+                    "sys_s_per_m": stat("sys_per_m", rs=per_m),
+                    "gen_cpu_share": stat("gen_cpu_s", rs=[dict(r, gen_cpu_s=r["gen_cpu_s"] / r["elapsed_s"])
+                                                           for r in ok if r.get("gen_cpu_s") is not None]),
+                }
+            u = rows.get("udplab", {})
+            for name, row in rows.items():
+                if "error" in row or "error" in u or not u:
+                    continue
+                row["udplab_over_this_throughput"] = (
+                    u["deliveries_per_s"]["median"] / row["deliveries_per_s"]["median"])
+                if u["p50_us"] and row["p50_us"]:
+                    row["udplab_over_this_p50"] = u["p50_us"]["median"] / row["p50_us"]["median"]
+            summary.append({"load": load[0], "clients": load[1], "messages": load[2],
+                            "window": load[3], "mode": mode, "contenders": rows})
+    return summary
+
+
+def fmt_range(s, fmt="{:,.0f}"):
+    if not s:
+        return "-"
+    return f"{fmt.format(s['median'])} [{fmt.format(s['min'])}–{fmt.format(s['max'])}]"
+
+
+def markdown(summary, micro):
+    out = []
+    for block in summary:
+        if not block["contenders"]:
+            continue
+        latency = block["load"].startswith("latency")
+        out.append(f"\n### {block['load']}, M={block['messages']}, window {block['window']}, "
+                   f"generator {block['mode']}\n")
+        out.append("| contender | deliveries/s median [min–max] | p50 µs | p99 µs | lost | "
+                   "server user s / M deliv | server sys s / M deliv | "
+                   + ("udplab/this p50 latency |" if latency else "udplab/this throughput |"))
+        out.append("|---|---|---|---|---|---|---|---|")
+        for name, row in block["contenders"].items():
+            if "error" in row:
+                out.append(f"| {name} | failed: {row['error'][:80]} | | | | | | |")
+                continue
+            ratio = row.get("udplab_over_this_p50" if latency else "udplab_over_this_throughput")
+            out.append(
+                f"| {name} | {fmt_range(row['deliveries_per_s'])} | {fmt_range(row['p50_us'])} | "
+                f"{fmt_range(row['p99_us'])} | {row['lost']} | "
+                f"{fmt_range(row['user_s_per_m'], '{:.2f}')} | {fmt_range(row['sys_s_per_m'], '{:.2f}')} | "
+                f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+    if micro:
+        out.append("\n### micro-benchmark: per call, 32-byte datagrams, median over rounds\n")
+        out.append("| call | socket.socket ns | udplab.socket ns | udplab/stdlib |")
+        out.append("|---|---|---|---|")
+        if "error" in micro:
+            out.append(f"| failed: {micro['error'][:100]} | | | |")
+        else:
+            for call in ("sendto", "recvfrom"):
+                m = micro[call]
+                out.append(f"| {call} | {m['stdlib_ns']:.0f} | {m['udplab_ns']:.0f} | "
+                           f"{m['udplab_ns'] / m['stdlib_ns']:.2f} |")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- micro-benchmark
+
+DRAIN = r"""
+import select, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+buf = bytearray(2048)
+while True:  # until stdin closes, or 10 s of silence
+    r, _, _ = select.select([s, sys.stdin], [], [], 10)
+    if not r or sys.stdin in r:
+        break
+    try:
+        while True:
+            s.recv_into(buf, 0, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        pass
+"""
+
+
+def micro_child(scale):
+    """Runs in a child process (bounded by the parent's timeout): prints one JSON line."""
+    import socket
+    import udplab
+
+    rounds, sends, batch, batches = 20, int(10_000 * scale), 1000, max(1, int(10 * scale))
+    drain = subprocess.Popen([PY, "-c", DRAIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        dest = ("127.0.0.1", int(drain.stdout.readline()))
+        payload = b"x" * 32
+        makers = {"stdlib": lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+                  "udplab": lambda: udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM)}
+        socks = {}
+        for name, make in makers.items():
+            tx, rx = make(), make()
+            tx.bind(("127.0.0.1", 0))
+            rx.bind(("127.0.0.1", 0))
+            # A large receive buffer so a whole batch queues without loss (set through a
+            # duplicate of the descriptor, which shares the socket).
+            with socket.socket(fileno=os.dup(rx.fileno())) as view:
+                view.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            socks[name] = (tx, rx, rx.getsockname())
+        feeder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        times = {(call, name): [] for call in ("sendto", "recvfrom") for name in makers}
+        order = list(makers)
+        for r in range(rounds):
+            for name in (order if r % 2 == 0 else order[::-1]):
+                tx, rx, rx_addr = socks[name]
+                sendto = tx.sendto
+                t0 = time.perf_counter_ns()
+                for _ in range(sends):
+                    sendto(payload, dest)
+                times[("sendto", name)].append((time.perf_counter_ns() - t0) / sends)
+                recvfrom, total = rx.recvfrom, 0
+                for _ in range(batches):
+                    for _ in range(batch):
+                        feeder.sendto(payload, rx_addr)
+                    t0 = time.perf_counter_ns()
+                    for _ in range(batch):
+                        recvfrom(2048)
+                    total += time.perf_counter_ns() - t0
+                times[("recvfrom", name)].append(total / (batch * batches))
+        result = {"rounds": rounds, "sendto_calls_each": rounds * sends,
+                  "recvfrom_calls_each": rounds * batch * batches}
+        for call in ("sendto", "recvfrom"):
+            result[call] = {f"{name}_ns": statistics.median(times[(call, name)]) for name in makers}
+            result[call].update({f"{name}_ns_min": min(times[(call, name)]) for name in makers})
+        print(json.dumps(result))
+    finally:
+        drain.stdin.close()
+        drain.wait(15)
+
+
+def micro(scale):
+    log("micro-benchmark: udplab.socket vs socket.socket")
+    try:
+        r = subprocess.run([PY, os.path.abspath(__file__), "--micro-child", str(scale)],
+                           capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description="udplab chat benchmark (issue 5)")
+    parser.add_argument("--quick", action="store_true", help="1 repetition, a fifth of the messages")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 1)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results.json"), help="JSON output file")
+    parser.add_argument("--only", default="", help="comma-separated contenders to run")
+    parser.add_argument("--loads", default="", help="comma-separated load indexes (0-3) to run")
+    parser.add_argument("--modes", default=",".join(MODES), help="generator modes to run")
+    parser.add_argument("--skip-build", action="store_true", help="use the examples already built")
+    parser.add_argument("--no-micro", action="store_true", help="skip the socket micro-benchmark")
+    parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.micro_child is not None:
+        micro_child(args.micro_child)
+        return
+
+    reps = args.reps or (1 if args.quick else 5)
+    scale = 0.2 if args.quick else 1.0
+    max_seconds = 20 if args.quick else 60
+    # N = 1000 clients need 1000 descriptors in the generator.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+
+    bins = build(args.skip_build)
+    CONTENDERS["blaster"] = [bins["blaster"]]
+    names = [n for n in CONTENDERS if not args.only or n in args.only.split(",")]
+    have_udplab, why = importable("import udplab; udplab.ChatS")
+    skipped = {}
+    if "udplab" in names and not have_udplab:
+        skipped["udplab"] = why
+    if "uvloop" in names:
+        ok, why = importable("import uvloop")
+        if not ok:
+            skipped["uvloop"] = why + " (pip install -r benches/requirements.txt)"
+    for name, why in skipped.items():
+        log(f"skipping {name}: {why}")
+    names = [n for n in names if n not in skipped]
+    loads = [LOADS[int(i)] for i in args.loads.split(",")] if args.loads else LOADS
+    modes = args.modes.split(",")
+    loads = [(n, c, max(1, int(m * scale)), w) for n, c, m, w in loads]
+
+    runs = []
+    started = time.monotonic()
+    for load in loads:
+        for mode in modes:
+            for rep in range(reps):
+                order = names[rep % len(names):] + names[:rep % len(names)]
+                for name in order:
+                    r = one_run(name, CONTENDERS[name], bins["loadgen"], load, mode, max_seconds)
+                    r["rep"] = rep
+                    runs.append(r)
+                    if "error" in r:
+                        log(f"{load[0]} {mode} rep {rep} {name}: ERROR {r['error']}")
+                    else:
+                        log(f"{load[0]} {mode} rep {rep} {name}: {r['deliveries_per_s']:,.0f} deliveries/s, "
+                            f"p50 {r['p50_us']:.0f} us, lost {r['lost']}, server cpu "
+                            f"{r['server_user_s']:.2f}u+{r['server_sys_s']:.2f}s")
+    micro_result = None
+    if not args.no_micro:
+        micro_result = micro(scale) if have_udplab else {"error": "udplab not importable: " + why}
+    summary = summarize(runs, names, loads, modes)
+    print(markdown(summary, micro_result))
+    ceiling = []
+    for block in summary:
+        u, c = block["contenders"].get("udplab"), block["contenders"].get("blaster")
+        if u and c and "error" not in u and "error" not in c:
+            ratio = u["deliveries_per_s"]["median"] / c["deliveries_per_s"]["median"]
+            ceiling.append(f"| {block['load']} | {block['mode']} | {ratio:.2f} |")
+    if ceiling:
+        print("\n### udplab / ceiling (blaster), deliveries/s\n")
+        print("| load | generator | udplab/ceiling |\n|---|---|---|")
+        print("\n".join(ceiling))
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                 capture_output=True, text=True).stdout.strip(),
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "cpus": os.cpu_count(), "reps": reps, "quick": args.quick, "inval": INVAL,
+        "hb_interval": HB_INTERVAL, "skipped": skipped,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    with open(args.out, "w") as f:
+        json.dump({"meta": meta, "summary": summary, "micro": micro_result, "runs": runs}, f, indent=1)
+    log(f"wrote {args.out} ({meta['wall_seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
