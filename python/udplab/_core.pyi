@@ -1,0 +1,145 @@
+"""The Rust extension module behind udplab (built by maturin from ``src/``)."""
+
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Tuple, Type, Union, final
+
+from typing_extensions import Buffer as _Buffer
+from typing_extensions import Self
+
+Address = Tuple[Any, ...]
+Buffer = Union[bytes, bytearray, memoryview, _Buffer]
+
+__version__: str
+
+def _reset_log_cache() -> None:
+    """Forget pyo3-log's cached logger levels (see ``udplab.refresh_logging``)."""
+
+@final
+class UdpSocket:
+    """A UDP socket with the methods, arguments and errors of ``socket.socket``.
+
+    Blocking calls release the GIL and wake every 0.1 s to check for Ctrl-C.
+    """
+
+    def __new__(cls, family: int = 2, type: int = 2, proto: int = 0) -> Self:
+        """``family`` is ``AF_INET`` or ``AF_INET6``; ``type`` must be ``SOCK_DGRAM``
+        (``ValueError`` otherwise: udplab sockets are datagram-only)."""
+
+    @property
+    def family(self) -> int: ...
+    @property
+    def type(self) -> int: ...
+    @property
+    def proto(self) -> int: ...
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+
+    def bind(self, address: Address, /) -> None:
+        """Claim a local ``(host, port)``; port 0 lets the system pick a free one."""
+
+    def connect(self, address: Address, /) -> None:
+        """Set the default destination; afterwards only its datagrams are received."""
+
+    def sendto(self, data: Buffer, address: Address, /) -> int:
+        """Send one datagram to ``address``; returns the bytes sent."""
+
+    def send(self, data: Buffer, /) -> int:
+        """Send to the connected address (``OSError`` EDESTADDRREQ if not connected)."""
+
+    def recvfrom(self, bufsize: int, /) -> Tuple[bytes, Address]:
+        """Receive one datagram: ``(data, address)``. A longer datagram is truncated to
+        ``bufsize`` bytes and the rest discarded. ``bufsize`` must be positive."""
+
+    def recv(self, bufsize: int, /) -> bytes:
+        """Receive one datagram's data (truncated to ``bufsize``)."""
+
+    def close(self) -> None:
+        """Close the socket; later calls raise ``OSError`` (EBADF). Idempotent."""
+
+    def settimeout(self, value: Optional[float], /) -> None:
+        """``None``: block; ``0``: never block (``BlockingIOError``); ``t > 0``: raise
+        ``TimeoutError`` after ``t`` seconds."""
+
+    def gettimeout(self) -> Optional[float]: ...
+    def setblocking(self, flag: bool, /) -> None: ...
+    def getblocking(self) -> bool: ...
+    def getsockname(self) -> Address: ...
+    def getpeername(self) -> Address: ...
+    def fileno(self) -> int:
+        """The file descriptor, or -1 once closed."""
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+        /,
+    ) -> None: ...
+
+@final
+class ChatServer:
+    """The Rust half of ``udplab.ChatS``: binds on construction; ``serve()`` runs the
+    receive loop until ``stop()``."""
+
+    def __new__(
+        cls,
+        ip: str,
+        port: int,
+        inval: float,
+        *,
+        heartbeat: Buffer,
+        quit: Buffer,
+        prefix: Buffer,
+        echo: bool = True,
+        max_clients: int = 10000,
+        max_payload: int = 65507,
+        rcvbuf: Optional[int] = 4194304,
+        history: int = 4096,
+        notify: bool = False,
+    ) -> Self: ...
+    @property
+    def addr(self) -> Address: ...
+    def serve(self) -> None:
+        """Receive and handle datagrams until ``stop()``; closes the socket on return."""
+
+    def stop(self) -> None:
+        """Ask ``serve()`` to return (within 0.1 s). Idempotent."""
+
+    def stats(self) -> Dict[str, Any]: ...
+    def clients(self) -> Dict[Address, float]: ...
+    def events(self) -> List[Tuple[float, str, Address]]: ...
+    def wait_notices(self, timeout: float) -> List[Tuple[float, str, Address, bytes]]:
+        """Wait up to ``timeout`` s for join/message/quit/expire notices and take them."""
+
+@final
+class ChatClient:
+    """The Rust half of ``udplab.ChatC``: a socket connected to the server."""
+
+    def __new__(
+        cls,
+        rip: str,
+        rport: int,
+        *,
+        heartbeat: Buffer,
+        quit: Buffer,
+        queue: int = 1024,
+    ) -> Self: ...
+    @property
+    def addr(self) -> Address: ...
+    @property
+    def raddr(self) -> Address: ...
+    def receive_loop(self) -> None:
+        """Receive, log and queue datagrams until ``stop()``."""
+
+    def heartbeat_loop(self) -> None:
+        """Send heartbeats as ``set_heartbeat`` says until ``stop()``."""
+
+    def set_heartbeat(self, interval: Optional[float]) -> None: ...
+    def send(self, msg: Buffer) -> None: ...
+    def recv(self, timeout: Optional[float] = None) -> bytes: ...
+    def stop(self) -> None:
+        """Send the quit word, end both loops, close the socket. Idempotent."""
+
+    def stats(self) -> Dict[str, int]: ...
