@@ -1,0 +1,395 @@
+"""ChatS and ChatC: the tutorial's group chat, each behaviour on real loopback sockets."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any, Iterator, List
+
+import pytest
+
+import tutorial_chat
+import udplab
+from conftest import wait_until
+
+
+class Raw:
+    """A chat client made of a plain stdlib socket, to control every datagram."""
+
+    def __init__(self, server: udplab.ChatS) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(5)
+        self.server_addr = server.addr
+        self.addr = self.sock.getsockname()
+
+    def say(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server_addr)
+
+    def hear(self) -> bytes:
+        return self.sock.recv(65536)
+
+    def hears_nothing(self, within: float = 0.2) -> bool:
+        self.sock.settimeout(within)
+        try:
+            self.sock.recv(65536)
+            return False
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raws(server: udplab.ChatS) -> Iterator[List[Raw]]:
+    made: List[Raw] = []
+    yield made
+    for r in made:
+        r.close()
+
+
+def join(server: udplab.ChatS, raws: List[Raw], n: int) -> List[Raw]:
+    new = [Raw(server) for _ in range(n)]
+    raws.extend(new)
+    for r in new:
+        r.say(b"HB")
+    wait_until(lambda: all(r.addr in server.raddrs for r in new))
+    return new
+
+
+def accounted(stats: dict[str, Any]) -> bool:
+    dropped = sum(stats["dropped"].values())
+    return bool(
+        stats["received"] == stats["heartbeats"] + stats["quits"] + stats["messages"] + dropped
+    )
+
+
+def test_join_by_heartbeat(server: udplab.ChatS, raws: List[Raw]) -> None:
+    (a,) = join(server, raws, 1)
+    assert list(server.raddrs) == [a.addr]
+    assert server.stats()["joins"] == 1
+
+
+def test_broadcast_reaches_everyone_including_sender(server: udplab.ChatS, raws: List[Raw]) -> None:
+    a, b, c = join(server, raws, 3)
+    b.say(b"hello")
+    assert [r.hear() for r in (a, b, c)] == [b"ACKhello"] * 3
+
+
+def test_echo_off_skips_the_sender(raws: List[Raw]) -> None:
+    with udplab.ChatS("127.0.0.1", 0, 5, echo=False) as quiet:
+        a, b = join(quiet, raws, 2)
+        a.say(b"only for b")
+        assert b.hear() == b"ACKonly for b"
+        assert a.hears_nothing()
+
+
+def test_heartbeat_is_not_broadcast(server: udplab.ChatS, raws: List[Raw]) -> None:
+    a, b = join(server, raws, 2)
+    a.say(b"HB")
+    b.say(b"HB\n")
+    wait_until(lambda: server.stats()["heartbeats"] == 4)
+    assert a.hears_nothing() and b.hears_nothing()
+
+
+def test_quit_from_known_and_unknown(server: udplab.ChatS, raws: List[Raw]) -> None:
+    a, b = join(server, raws, 2)
+    stranger = Raw(server)
+    raws.append(stranger)
+    a.say(b"quit")
+    stranger.say(b"quit")  # never joined: ignored, counted, nothing breaks
+    wait_until(lambda: server.stats()["received"] == 4)
+    assert list(server.raddrs) == [b.addr]
+    b.say(b"still here")
+    assert b.hear() == b"ACKstill here"
+    stats = server.stats()
+    assert (stats["quits"], stats["dropped"]["unknown_quit"]) == (1, 1)
+    assert accounted(stats)
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_netcat_style_trailing_newline(server: udplab.ChatS, raws: List[Raw], newline: bytes) -> None:
+    a, b = join(server, raws, 2)
+    a.say(b"HB" + newline)
+    a.say(b"hi" + newline)
+    assert b.hear() == b"ACKhi" + newline  # chat text is passed on unchanged
+    a.say(b"quit" + newline)
+    wait_until(lambda: a.addr not in server.raddrs)
+    b.say(b"HB \n")  # other trailing bytes: a message, not a heartbeat
+    assert b.hear() == b"ACKHB \n"
+
+
+def test_expiry_with_no_traffic_at_all(raws: List[Raw]) -> None:
+    inval = 0.3
+    with udplab.ChatS("127.0.0.1", 0, inval) as s:
+        (a,) = join(s, raws, 1)
+        joined = time.monotonic()
+        wait_until(lambda: not s.raddrs, timeout=inval + 2)
+        took = time.monotonic() - joined
+        assert inval < took + 0.05 and took < inval + 0.25 + 0.1
+        assert s.stats()["expiries"] == 1
+        assert [k for _, k, _ in s.events()][-1] == "expire"
+
+
+def test_expired_client_gets_no_broadcast(raws: List[Raw]) -> None:
+    with udplab.ChatS("127.0.0.1", 0, 0.3) as s:
+        a, b = join(s, raws, 2)
+        wait_until(lambda: not s.raddrs, timeout=2)
+        b.say(b"HB")
+        wait_until(lambda: b.addr in s.raddrs)
+        b.say(b"after a expired")
+        assert b.hear() == b"ACKafter a expired"
+        assert a.hears_nothing()
+
+
+def test_raddrs_is_a_copy_with_wall_clock_times(server: udplab.ChatS, raws: List[Raw]) -> None:
+    before = time.time()
+    (a,) = join(server, raws, 1)
+    snapshot = server.raddrs
+    assert before - 0.01 <= snapshot[a.addr] <= time.time() + 0.01
+    snapshot.clear()
+    assert a.addr in server.raddrs
+
+
+def test_stop_is_prompt_and_frees_the_port_50_times() -> None:
+    s = udplab.ChatS("127.0.0.1", 0, 5)
+    s.start()
+    port = s.addr[1]
+    for _ in range(50):
+        started = time.monotonic()
+        s.stop()
+        assert time.monotonic() - started < 0.5
+        assert not s.running and s.raddrs == {}
+        s = udplab.ChatS("127.0.0.1", port, 5)  # the same port, at once
+        s.start()
+        assert s.addr[1] == port
+    s.stop()
+    s.stop()  # idempotent
+
+
+def test_start_twice_is_an_error_and_restart_works(server: udplab.ChatS) -> None:
+    with pytest.raises(RuntimeError, match="already running"):
+        server.start()
+    server.stop()
+    server.start()
+    assert server.running
+
+
+def test_raising_callback_is_logged_and_server_goes_on(
+    raws: List[Raw], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: List[bytes] = []
+
+    def on_message(addr: Any, payload: bytes) -> None:
+        seen.append(payload)
+        raise ValueError("callback bug")
+
+    with udplab.ChatS("127.0.0.1", 0, 5, on_message=on_message) as s:
+        (a,) = join(s, raws, 1)
+        for i in range(3):
+            a.say(b"m%d" % i)
+            assert a.hear() == b"ACKm%d" % i
+        wait_until(lambda: len(seen) == 3)
+    assert seen == [b"m0", b"m1", b"m2"]
+    assert "callback bug" in caplog.text
+
+
+def test_join_and_leave_callbacks(raws: List[Raw]) -> None:
+    joined: List[Any] = []
+    left: List[Any] = []
+    with udplab.ChatS("127.0.0.1", 0, 5, on_join=joined.append,
+                      on_leave=lambda addr, why: left.append((addr, why))) as s:
+        (a,) = join(s, raws, 1)
+        a.say(b"quit")
+        wait_until(lambda: left)
+    assert joined == [a.addr]
+    assert left == [(a.addr, "quit")]
+
+
+def test_closed_client_port_does_not_stop_the_server(
+    server: udplab.ChatS, raws: List[Raw]
+) -> None:
+    a, b = join(server, raws, 2)
+    a.close()
+    for i in range(5):
+        b.say(b"m%d" % i)
+        assert b.hear() == b"ACKm%d" % i
+    assert server.running
+
+
+def test_oversize_payload_is_dropped_and_counted(server: udplab.ChatS, raws: List[Raw]) -> None:
+    (a,) = join(server, raws, 1)
+    a.say(b"x" * (65507 - 3))  # fits with the prefix
+    assert len(a.hear()) == 65507
+    a.say(b"x" * 65507)  # would not fit
+    wait_until(lambda: server.stats()["dropped"]["oversize"] == 1)
+    assert a.hears_nothing()
+    assert accounted(server.stats())
+
+
+def test_max_clients_refuses_new_addresses(raws: List[Raw]) -> None:
+    with udplab.ChatS("127.0.0.1", 0, 5, max_clients=2) as s:
+        a, b = join(s, raws, 2)
+        c = Raw(s)
+        raws.append(c)
+        c.say(b"let me in")
+        wait_until(lambda: s.stats()["dropped"]["refused"] == 1)
+        assert c.addr not in s.raddrs and c.hears_nothing()
+        a.say(b"members only")
+        assert b.hear() == b"ACKmembers only"
+
+
+def test_200_clients_receive_every_one_of_100_messages(server: udplab.ChatS) -> None:
+    clients = [udplab.ChatC("127.0.0.1", server.addr[1], queue=200) for _ in range(200)]
+    try:
+        for c in clients:
+            c.start()
+            c.send(b"HB")
+        wait_until(lambda: len(server.raddrs) == 200)
+        sender = clients[0]
+        for i in range(100):
+            sender.send(b"message %03d" % i)
+            if i % 10 == 9:  # a paced sender: stay below what the receive queues hold
+                wait_until(lambda: all(c.stats()["received"] >= i + 1 for c in clients), 10)
+        expected = [b"ACKmessage %03d" % i for i in range(100)]
+        for c in clients:
+            assert [c.recv(timeout=5) for _ in range(100)] == expected
+        assert server.stats()["sent"] == 200 * 100
+    finally:
+        for c in clients:
+            c.stop()
+
+
+def test_chatc_send_recv_and_stop_says_quit(server: udplab.ChatS) -> None:
+    with udplab.ChatC("127.0.0.1", server.addr[1]) as c:
+        c.send(b"hi")
+        assert c.recv(timeout=5) == b"ACKhi"
+        assert c.addr in server.raddrs
+        with pytest.raises(TypeError, match="encode"):
+            c.send("text")  # type: ignore[arg-type]
+        with pytest.raises(TimeoutError):
+            c.recv(timeout=0.05)
+    wait_until(lambda: c.addr not in server.raddrs)
+    assert server.stats()["quits"] == 1
+    with pytest.raises(RuntimeError, match="not running"):
+        c.send(b"after stop")
+
+
+def test_chatc_heartbeat_keeps_it_alive_and_none_pauses() -> None:
+    with udplab.ChatS("127.0.0.1", 0, 0.4) as s, udplab.ChatC("127.0.0.1", s.addr[1]) as c:
+        c.hb(0.1)
+        wait_until(lambda: c.addr in s.raddrs)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # several expiry intervals pass
+            assert c.addr in s.raddrs
+            time.sleep(0.05)
+        c.hb(None)
+        wait_until(lambda: c.addr not in s.raddrs, timeout=2)
+        assert s.stats()["expiries"] == 1
+
+
+def test_client_survives_a_server_that_is_not_up_yet() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with udplab.ChatC("127.0.0.1", port, interval=0.05) as c:
+        wait_until(lambda: c.stats()["errors"] >= 1)  # ICMP refusals while nobody listens
+        with udplab.ChatS("127.0.0.1", port, 5) as s:
+            wait_until(lambda: c.addr in s.raddrs)
+            c.send(b"now you're up")
+            assert c.recv(timeout=5) == b"ACKnow you're up"
+
+
+def test_thread_names_in_log_records(
+    server: udplab.ChatS, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="udplab")
+    with udplab.ChatC("127.0.0.1", server.addr[1], interval=0.05) as c:
+        c.send(b"named")
+        assert c.recv(timeout=5) == b"ACKnamed"
+        wait_until(lambda: any(r.threadName == "hb" for r in caplog.records))
+    names = {(r.threadName, r.name) for r in caplog.records}
+    assert ("servicer", "udplab.server") in names
+    assert ("user", "udplab.client") in names
+    assert ("hb", "udplab.client") in names
+    said = [r for r in caplog.records if r.threadName == "user"]
+    assert said[0].getMessage() == "b'ACKnamed'"
+
+
+def test_logging_configured_after_import_is_seen(server: udplab.ChatS, raws: List[Raw]) -> None:
+    """pyo3-log caches levels; changing them later must still take effect."""
+    logger = logging.getLogger("udplab")
+    records: List[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.setLevel(logging.WARNING)
+        (a,) = join(server, raws, 1)  # the join is logged at INFO: filtered and cached
+        assert not [r for r in records if "joined" in r.getMessage()]
+        logger.setLevel(logging.DEBUG)  # must invalidate the Rust-side cache
+        (b,) = join(server, raws, 1)
+        wait_until(lambda: any(f"{b.addr[0]}:{b.addr[1]} joined" in r.getMessage()
+                               for r in records))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+# --- wire compatibility with the corrected pure-Python tutorial code ------------------------
+
+
+def test_udplab_server_with_tutorial_client() -> None:
+    with udplab.ChatS("127.0.0.1", 0, 5) as s:
+        c = tutorial_chat.ChatC("127.0.0.1", s.addr[1])
+        c.start()
+        try:
+            c.hb(0.05)
+            wait_until(lambda: len(s.raddrs) == 1)
+            c.send(b"from the notes")
+            assert c.received.get(timeout=5) == b"ACKfrom the notes"
+        finally:
+            c.stop()
+        wait_until(lambda: not s.raddrs)
+        assert s.stats()["quits"] == 1
+
+
+def test_tutorial_server_with_udplab_client() -> None:
+    s = tutorial_chat.ChatS("127.0.0.1", 0, 5)
+    s.start()
+    try:
+        with udplab.ChatC("127.0.0.1", s.addr[1], interval=0.05) as c:
+            wait_until(lambda: len(s.raddrs) == 1)
+            c.send(b"from udplab")
+            assert c.recv(timeout=5) == b"ACKfrom udplab"
+        wait_until(lambda: not s.raddrs)
+    finally:
+        s.stop()
+
+
+def test_server_stop_from_its_own_callback_does_not_deadlock(raws: List[Raw]) -> None:
+    done = threading.Event()
+    holder: List[udplab.ChatS] = []
+
+    def on_message(addr: Any, payload: bytes) -> None:
+        holder[0].stop()
+        done.set()
+
+    s = udplab.ChatS("127.0.0.1", 0, 5, on_message=on_message)
+    holder.append(s)
+    s.start()
+    (a,) = join(s, raws, 1)
+    a.say(b"stop please")
+    assert done.wait(5)
+    wait_until(lambda: not s.running)
+    s.stop()
