@@ -1,9 +1,10 @@
 """The chat benchmark of udplab issue 5, in one command.
 
-    python benches/run.py [--quick] [--reps 5] [--out benches/results.json]
+    python benches/run.py [--quick] [--reps 5] [--out benches/results.json] [--build-udplab]
 
-Run it with the Python that has udplab installed (``maturin develop --release`` in the repo,
-e.g. ``.venv/bin/python benches/run.py``) and, for the uvloop contender, uvloop
+Run it with the Python that has udplab installed, e.g. ``.venv/bin/python benches/run.py``;
+``--build-udplab`` first runs ``maturin develop --release`` for it (a debug build of udplab is
+detected and warned about: its numbers mean nothing). For the uvloop contender install uvloop
 (``pip install -r benches/requirements.txt``). Contenders that cannot start are skipped.
 
 What it does:
@@ -73,15 +74,51 @@ def log(*args):
 
 def build(skip):
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-    bins = {name: os.path.join(target, "release", "examples", name) for name in ("loadgen", "blaster")}
+    bins = {
+        name: os.path.join(target, "release", "examples", name) for name in ("loadgen", "blaster")
+    }
     if not skip:
         log("building: cargo build --release --example loadgen --example blaster")
-        subprocess.run(["cargo", "build", "--release", "--example", "loadgen", "--example", "blaster"],
-                       cwd=REPO, check=True, timeout=1200)
+        subprocess.run(
+            ["cargo", "build", "--release", "--example", "loadgen", "--example", "blaster"],
+            cwd=REPO,
+            check=True,
+            timeout=1200,
+        )
     for path in bins.values():
         if not os.path.exists(path):
             sys.exit(f"missing {path}: build the examples first")
     return bins
+
+
+def build_udplab():
+    """`maturin develop --release` into the Python running this script (its virtualenv)."""
+    maturin = os.path.join(os.path.dirname(PY), "maturin")
+    env = dict(os.environ, VIRTUAL_ENV=sys.prefix)
+    log("building udplab: maturin develop --release")
+    subprocess.run(
+        [maturin if os.path.exists(maturin) else "maturin", "develop", "--release"],
+        cwd=REPO,
+        check=True,
+        timeout=1800,
+        env=env,
+    )
+
+
+def udplab_build_kind():
+    """'debug' if the udplab extension carries debug info (a `maturin develop` without
+    --release: its numbers would not be udplab's), else 'release'; None if not found."""
+    r = subprocess.run(
+        [PY, "-c", "import udplab._core as c; print(c.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    path = r.stdout.strip()
+    if r.returncode != 0 or not os.path.exists(path):
+        return None, None
+    with open(path, "rb") as f:
+        return ("debug" if b".debug_info" in f.read() else "release"), path
 
 
 def importable(code):
@@ -95,6 +132,13 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def machine_seconds():
+    """Machine-wide CPU seconds from /proc/stat: (busy without irq/softirq, irq+softirq, idle)."""
+    with open("/proc/stat") as f:
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    return (user + nice + system + steal) / TICK, (irq + softirq) / TICK, (idle + iowait) / TICK
 
 
 def read_port(proc, timeout):
@@ -138,17 +182,46 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
     try:
         port = read_port(proc, 30)
         u0, s0 = cpu_seconds(proc.pid)
-        cmd = [loadgen, "--server", f"127.0.0.1:{port}", "--clients", str(clients),
-               "--messages", str(messages), "--window", str(window), "--mode", mode,
-               "--hb-interval", str(HB_INTERVAL), "--max-seconds", str(max_seconds), "--json"]
+        m0 = machine_seconds()
+        cmd = [
+            loadgen,
+            "--server",
+            f"127.0.0.1:{port}",
+            "--clients",
+            str(clients),
+            "--messages",
+            str(messages),
+            "--window",
+            str(window),
+            "--mode",
+            mode,
+            "--hb-interval",
+            str(HB_INTERVAL),
+            "--max-seconds",
+            str(max_seconds),
+            "--json",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 30)
         u1, s1 = cpu_seconds(proc.pid)
+        m1 = machine_seconds()
         if r.returncode != 0:
             record["error"] = (r.stderr.strip() or f"loadgen exit {r.returncode}")[-300:]
         else:
             record.update(json.loads(r.stdout))
         record["server_user_s"] = round(u1 - u0, 3)
         record["server_sys_s"] = round(s1 - s0, 3)
+        # The kernel accounts the softirq work of loopback delivery (done in the sender's
+        # sendto) to the machine, not to the process: it is reported here, machine-wide.
+        busy, soft, idle = (b - a for a, b in zip(m0, m1))
+        record["machine_softirq_s"] = round(soft, 3)
+        record["machine_idle_s"] = round(idle, 3)
+        if "gen_cpu_s" in record:
+            # Busy time (softirq included) of neither the server nor the generator's measured
+            # phase: other processes, the generator's join and quit phases, tick rounding. It is
+            # near zero (even a little negative) on a quiet machine; large means interference.
+            record["other_busy_s"] = round(
+                busy + soft - (u1 - u0) - (s1 - s0) - record["gen_cpu_s"], 3
+            )
     except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         record["error"] = f"{type(e).__name__}: {e}"
     finally:
@@ -170,10 +243,22 @@ def summarize(runs, names, loads, modes):
         for mode in modes:
             rows = {}
             for name in names:
-                ok = [r for r in runs if r["contender"] == name and r["load"] == load[0]
-                      and r["mode"] == mode and "error" not in r]
-                bad = [r for r in runs if r["contender"] == name and r["load"] == load[0]
-                       and r["mode"] == mode and "error" in r]
+                ok = [
+                    r
+                    for r in runs
+                    if r["contender"] == name
+                    and r["load"] == load[0]
+                    and r["mode"] == mode
+                    and "error" not in r
+                ]
+                bad = [
+                    r
+                    for r in runs
+                    if r["contender"] == name
+                    and r["load"] == load[0]
+                    and r["mode"] == mode
+                    and "error" in r
+                ]
                 if not ok:
                     if bad:
                         rows[name] = {"error": bad[0]["error"]}
@@ -185,30 +270,56 @@ def summarize(runs, names, loads, modes):
                         return None
                     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
-                per_m = [dict(r, user_per_m=r["server_user_s"] / r["deliveries"] * 1e6,
-                              sys_per_m=r["server_sys_s"] / r["deliveries"] * 1e6)
-                         for r in ok if r["deliveries"]]
+                per_m = [
+                    dict(
+                        r,
+                        user_per_m=r["server_user_s"] / r["deliveries"] * 1e6,
+                        sys_per_m=r["server_sys_s"] / r["deliveries"] * 1e6,
+                        softirq_per_m=r["machine_softirq_s"] / r["deliveries"] * 1e6,
+                    )
+                    for r in ok
+                    if r["deliveries"]
+                ]
                 rows[name] = {
-                    "reps": len(ok), "failed_reps": len(bad),
+                    "reps": len(ok),
+                    "failed_reps": len(bad),
                     "deliveries_per_s": stat("deliveries_per_s"),
-                    "p50_us": stat("p50_us"), "p99_us": stat("p99_us"),
+                    "p50_us": stat("p50_us"),
+                    "p99_us": stat("p99_us"),
                     "lost": sum(r["lost"] for r in ok),
                     "cut_off": sum(r.get("cut_off", 0) for r in ok),
                     "user_s_per_m": stat("user_per_m", rs=per_m),
                     "sys_s_per_m": stat("sys_per_m", rs=per_m),
-                    "gen_cpu_share": stat("gen_cpu_s", rs=[dict(r, gen_cpu_s=r["gen_cpu_s"] / r["elapsed_s"])
-                                                           for r in ok if r.get("gen_cpu_s") is not None]),
+                    "machine_softirq_s_per_m": stat("softirq_per_m", rs=per_m),
+                    "other_busy_s": stat("other_busy_s"),
+                    "gen_cpu_share": stat(
+                        "gen_cpu_s",
+                        rs=[
+                            dict(r, gen_cpu_s=r["gen_cpu_s"] / r["elapsed_s"])
+                            for r in ok
+                            if r.get("gen_cpu_s") is not None
+                        ],
+                    ),
                 }
             u = rows.get("udplab", {})
-            for name, row in rows.items():
+            for row in rows.values():
                 if "error" in row or "error" in u or not u:
                     continue
                 row["udplab_over_this_throughput"] = (
-                    u["deliveries_per_s"]["median"] / row["deliveries_per_s"]["median"])
+                    u["deliveries_per_s"]["median"] / row["deliveries_per_s"]["median"]
+                )
                 if u["p50_us"] and row["p50_us"]:
                     row["udplab_over_this_p50"] = u["p50_us"]["median"] / row["p50_us"]["median"]
-            summary.append({"load": load[0], "clients": load[1], "messages": load[2],
-                            "window": load[3], "mode": mode, "contenders": rows})
+            summary.append(
+                {
+                    "load": load[0],
+                    "clients": load[1],
+                    "messages": load[2],
+                    "window": load[3],
+                    "mode": mode,
+                    "contenders": rows,
+                }
+            )
     return summary
 
 
@@ -224,22 +335,29 @@ def markdown(summary, micro):
         if not block["contenders"]:
             continue
         latency = block["load"].startswith("latency")
-        out.append(f"\n### {block['load']}, M={block['messages']}, window {block['window']}, "
-                   f"generator {block['mode']}\n")
-        out.append("| contender | deliveries/s median [min–max] | p50 µs | p99 µs | lost | "
-                   "server user s / M deliv | server sys s / M deliv | "
-                   + ("udplab/this p50 latency |" if latency else "udplab/this throughput |"))
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append(
+            f"\n### {block['load']}, M={block['messages']}, window {block['window']}, "
+            f"generator {block['mode']}\n"
+        )
+        out.append(
+            "| contender | deliveries/s median [min–max] | p50 µs | p99 µs | lost | "
+            "server user s / M deliv | server sys s / M deliv | machine softirq s / M deliv | "
+            + ("udplab/this p50 latency |" if latency else "udplab/this throughput |")
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for name, row in block["contenders"].items():
             if "error" in row:
-                out.append(f"| {name} | failed: {row['error'][:80]} | | | | | | |")
+                out.append(f"| {name} | failed: {row['error'][:80]} | | | | | | | |")
                 continue
             ratio = row.get("udplab_over_this_p50" if latency else "udplab_over_this_throughput")
             out.append(
                 f"| {name} | {fmt_range(row['deliveries_per_s'])} | {fmt_range(row['p50_us'])} | "
                 f"{fmt_range(row['p99_us'])} | {row['lost']} | "
-                f"{fmt_range(row['user_s_per_m'], '{:.2f}')} | {fmt_range(row['sys_s_per_m'], '{:.2f}')} | "
-                f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+                f"{fmt_range(row['user_s_per_m'], '{:.2f}')} | "
+                f"{fmt_range(row['sys_s_per_m'], '{:.2f}')} | "
+                f"{fmt_range(row['machine_softirq_s_per_m'], '{:.2f}')} | "
+                f"{'-' if ratio is None else f'{ratio:.2f}'} |"
+            )
     if micro:
         out.append("\n### micro-benchmark: per call, 32-byte datagrams, median over rounds\n")
         out.append("| call | socket.socket ns | udplab.socket ns | udplab/stdlib |")
@@ -249,8 +367,10 @@ def markdown(summary, micro):
         else:
             for call in ("sendto", "recvfrom"):
                 m = micro[call]
-                out.append(f"| {call} | {m['stdlib_ns']:.0f} | {m['udplab_ns']:.0f} | "
-                           f"{m['udplab_ns'] / m['stdlib_ns']:.2f} |")
+                out.append(
+                    f"| {call} | {m['stdlib_ns']:.0f} | {m['udplab_ns']:.0f} | "
+                    f"{m['udplab_ns'] / m['stdlib_ns']:.2f} |"
+                )
     return "\n".join(out)
 
 
@@ -278,6 +398,7 @@ while True:  # until stdin closes, or 10 s of silence
 def micro_child(scale):
     """Runs in a child process (bounded by the parent's timeout): prints one JSON line."""
     import socket
+
     import udplab
 
     rounds, sends, batch, batches = 20, int(10_000 * scale), 1000, max(1, int(10 * scale))
@@ -285,8 +406,10 @@ def micro_child(scale):
     try:
         dest = ("127.0.0.1", int(drain.stdout.readline()))
         payload = b"x" * 32
-        makers = {"stdlib": lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
-                  "udplab": lambda: udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM)}
+        makers = {
+            "stdlib": lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+            "udplab": lambda: udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM),
+        }
         socks = {}
         for name, make in makers.items():
             tx, rx = make(), make()
@@ -301,7 +424,7 @@ def micro_child(scale):
         times = {(call, name): [] for call in ("sendto", "recvfrom") for name in makers}
         order = list(makers)
         for r in range(rounds):
-            for name in (order if r % 2 == 0 else order[::-1]):
+            for name in order if r % 2 == 0 else order[::-1]:
                 tx, rx, rx_addr = socks[name]
                 sendto = tx.sendto
                 t0 = time.perf_counter_ns()
@@ -317,8 +440,11 @@ def micro_child(scale):
                         recvfrom(2048)
                     total += time.perf_counter_ns() - t0
                 times[("recvfrom", name)].append(total / (batch * batches))
-        result = {"rounds": rounds, "sendto_calls_each": rounds * sends,
-                  "recvfrom_calls_each": rounds * batch * batches}
+        result = {
+            "rounds": rounds,
+            "sendto_calls_each": rounds * sends,
+            "recvfrom_calls_each": rounds * batch * batches,
+        }
         for call in ("sendto", "recvfrom"):
             result[call] = {f"{name}_ns": statistics.median(times[(call, name)]) for name in makers}
             result[call].update({f"{name}_ns_min": min(times[(call, name)]) for name in makers})
@@ -331,8 +457,12 @@ def micro_child(scale):
 def micro(scale):
     log("micro-benchmark: udplab.socket vs socket.socket")
     try:
-        r = subprocess.run([PY, os.path.abspath(__file__), "--micro-child", str(scale)],
-                           capture_output=True, text=True, timeout=180)
+        r = subprocess.run(
+            [PY, os.path.abspath(__file__), "--micro-child", str(scale)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     except subprocess.TimeoutExpired:
         return {"error": "timed out"}
     if r.returncode != 0:
@@ -342,15 +472,25 @@ def micro(scale):
 
 # ---------------------------------------------------------------- main
 
+
 def main():
     parser = argparse.ArgumentParser(description="udplab chat benchmark (issue 5)")
-    parser.add_argument("--quick", action="store_true", help="1 repetition, a fifth of the messages")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 repetition, a fifth of the messages"
+    )
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 1)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results.json"), help="JSON output file")
+    parser.add_argument(
+        "--out", default=os.path.join(HERE, "results.json"), help="JSON output file"
+    )
     parser.add_argument("--only", default="", help="comma-separated contenders to run")
     parser.add_argument("--loads", default="", help="comma-separated load indexes (0-3) to run")
     parser.add_argument("--modes", default=",".join(MODES), help="generator modes to run")
     parser.add_argument("--skip-build", action="store_true", help="use the examples already built")
+    parser.add_argument(
+        "--build-udplab",
+        action="store_true",
+        help="first run `maturin develop --release` for this Python",
+    )
     parser.add_argument("--no-micro", action="store_true", help="skip the socket micro-benchmark")
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -367,6 +507,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
 
     bins = build(args.skip_build)
+    if args.build_udplab:
+        build_udplab()
     CONTENDERS["blaster"] = [bins["blaster"]]
     names = [n for n in CONTENDERS if not args.only or n in args.only.split(",")]
     have_udplab, why = importable("import udplab; udplab.ChatS")
@@ -379,6 +521,12 @@ def main():
             skipped["uvloop"] = why + " (pip install -r benches/requirements.txt)"
     for name, why in skipped.items():
         log(f"skipping {name}: {why}")
+    udplab_kind, udplab_path = udplab_build_kind() if have_udplab else (None, None)
+    if udplab_kind == "debug":
+        log(
+            f"WARNING: {udplab_path} looks like a debug build: its numbers are not udplab's. "
+            "Rebuild with `maturin develop --release` (or pass --build-udplab)."
+        )
     names = [n for n in names if n not in skipped]
     loads = [LOADS[int(i)] for i in args.loads.split(",")] if args.loads else LOADS
     modes = args.modes.split(",")
@@ -389,7 +537,7 @@ def main():
     for load in loads:
         for mode in modes:
             for rep in range(reps):
-                order = names[rep % len(names):] + names[:rep % len(names)]
+                order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
                     r = one_run(name, CONTENDERS[name], bins["loadgen"], load, mode, max_seconds)
                     r["rep"] = rep
@@ -397,9 +545,13 @@ def main():
                     if "error" in r:
                         log(f"{load[0]} {mode} rep {rep} {name}: ERROR {r['error']}")
                     else:
-                        log(f"{load[0]} {mode} rep {rep} {name}: {r['deliveries_per_s']:,.0f} deliveries/s, "
+                        log(
+                            f"{load[0]} {mode} rep {rep} {name}: "
+                            f"{r['deliveries_per_s']:,.0f} deliveries/s, "
                             f"p50 {r['p50_us']:.0f} us, lost {r['lost']}, server cpu "
-                            f"{r['server_user_s']:.2f}u+{r['server_sys_s']:.2f}s")
+                            f"{r['server_user_s']:.2f}u+{r['server_sys_s']:.2f}s, other busy "
+                            f"{r.get('other_busy_s', 0):.2f}s of {r['elapsed_s']:.2f}s"
+                        )
     micro_result = None
     if not args.no_micro:
         micro_result = micro(scale) if have_udplab else {"error": "udplab not importable: " + why}
@@ -417,15 +569,25 @@ def main():
         print("\n".join(ceiling))
     meta = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                 capture_output=True, text=True).stdout.strip(),
-        "python": sys.version.split()[0], "platform": platform.platform(),
-        "cpus": os.cpu_count(), "reps": reps, "quick": args.quick, "inval": INVAL,
-        "hb_interval": HB_INTERVAL, "skipped": skipped,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "reps": reps,
+        "quick": args.quick,
+        "inval": INVAL,
+        "hb_interval": HB_INTERVAL,
+        "skipped": skipped,
+        "udplab_build": udplab_kind,
+        "udplab_extension": udplab_path,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
     with open(args.out, "w") as f:
-        json.dump({"meta": meta, "summary": summary, "micro": micro_result, "runs": runs}, f, indent=1)
+        json.dump(
+            {"meta": meta, "summary": summary, "micro": micro_result, "runs": runs}, f, indent=1
+        )
     log(f"wrote {args.out} ({meta['wall_seconds']} s)")
 
 

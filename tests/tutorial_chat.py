@@ -51,7 +51,9 @@ class ChatS:
     def __init__(self, ip, port, inval):
         self.addr = (ip, port)
         self.inval = inval
-        self.sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(
+            socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM
+        )
         self.event = threading.Event()
         self.lock = threading.Lock()
         # addr -> time.monotonic() of the last datagram, oldest first (a refresh moves it last).
@@ -157,7 +159,9 @@ class ChatC:
 
     def __init__(self, rip, rport):
         self.raddr = (rip, rport)
-        self.sock = socket.socket(socket.AF_INET6 if ":" in rip else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(
+            socket.AF_INET6 if ":" in rip else socket.AF_INET, socket.SOCK_DGRAM
+        )
         self.event = threading.Event()
         self.received = queue.Queue()
         self.threads = []

@@ -74,7 +74,8 @@ class Chat(asyncio.DatagramProtocol):
 async def serve(args):
     loop = asyncio.get_running_loop()
     transport, chat = await loop.create_datagram_endpoint(
-        lambda: Chat(args.inval), local_addr=("127.0.0.1", 0))
+        lambda: Chat(args.inval), local_addr=("127.0.0.1", 0)
+    )
     print("PORT", transport.get_extra_info("sockname")[1], flush=True)
 
     done = loop.create_future()
@@ -107,7 +108,9 @@ async def serve(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inval", type=float, default=10.0, help="client expiry in seconds")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop"
+    )
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long")
     args = parser.parse_args()
     if args.uvloop:
