@@ -56,7 +56,7 @@ const BATCH: usize = 32;
 const WARMUP_SEQ: u64 = u64::MAX - 1000;
 const WARMUP_TRIES: u64 = 10;
 /// Heartbeats sent in one go while joining, before a short pause that lets the server catch up.
-const JOIN_BATCH: usize = 64;
+const JOIN_BATCH: usize = 32;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -484,7 +484,7 @@ fn run(args: Args) -> Result<String, String> {
     for i in 0..n {
         g.send_word(i, b"HB");
         if i % JOIN_BATCH == JOIN_BATCH - 1 {
-            std::thread::sleep(Duration::from_micros(500));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     g.hb_start = Instant::now();
@@ -519,7 +519,7 @@ fn run(args: Args) -> Result<String, String> {
         for (k, &c) in missing.iter().enumerate() {
             g.send_word(c, b"HB");
             if k % JOIN_BATCH == JOIN_BATCH - 1 {
-                std::thread::sleep(Duration::from_micros(500));
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         std::thread::sleep(Duration::from_millis(20));
