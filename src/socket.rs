@@ -171,6 +171,8 @@ pub struct UdpSocket {
     os_nonblocking: AtomicBool,
     os_recv_timeout: AtomicU64,
     os_send_timeout: AtomicU64,
+    /// Set by `close` before it wakes blocked calls, so they report `EBADF`, not data.
+    closing: AtomicBool,
 }
 
 impl UdpSocket {
@@ -188,6 +190,7 @@ impl UdpSocket {
             os_nonblocking: AtomicBool::new(false),
             os_recv_timeout: AtomicU64::new(NONE),
             os_send_timeout: AtomicU64::new(NONE),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -256,8 +259,12 @@ impl UdpSocket {
     }
 
     /// Closes the socket; later calls fail with `EBADF`. Closing twice is fine. A call blocked
-    /// in another thread ends at its next slice.
+    /// in another thread is woken and fails with `EBADF` too.
     pub fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        // Linux wakes a receive blocked on a shut-down UDP socket (it returns 0); the shutdown
+        // itself reports ENOTCONN for an unconnected socket, which changes nothing here.
+        let _ = self.with(|s| SockRef::from(s).shutdown(std::net::Shutdown::Both));
         let mut guard = self.sock.write().unwrap_or_else(|e| e.into_inner());
         guard.take();
     }
@@ -364,7 +371,11 @@ impl UdpSocket {
                     }
                 };
                 self.set_os_timeout(s, direction, slice)?;
-                op(s)
+                let result = op(s);
+                if self.closing.load(Ordering::Relaxed) {
+                    return Err(closed_error());
+                }
+                result
             });
             match outcome {
                 Err(e)
@@ -525,7 +536,12 @@ mod tests {
         let t = std::thread::spawn(move || reader.recv_from(&mut [0u8; 8]));
         // Give the reader time to block; the outcome is the same either way (EBADF).
         std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
         a.close();
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "close waited a slice"
+        );
         let err = t.join().unwrap().unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }

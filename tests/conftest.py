@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, Iterator
+from collections.abc import Iterator
+from typing import Callable
 
 import pytest
-
 import udplab
 
 

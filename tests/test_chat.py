@@ -6,10 +6,10 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-
 import tutorial_chat
 import udplab
 from conftest import wait_until
@@ -46,14 +46,14 @@ class Raw:
 
 
 @pytest.fixture
-def raws(server: udplab.ChatS) -> Iterator[List[Raw]]:
-    made: List[Raw] = []
+def raws(server: udplab.ChatS) -> Iterator[list[Raw]]:
+    made: list[Raw] = []
     yield made
     for r in made:
         r.close()
 
 
-def join(server: udplab.ChatS, raws: List[Raw], n: int) -> List[Raw]:
+def join(server: udplab.ChatS, raws: list[Raw], n: int) -> list[Raw]:
     new = [Raw(server) for _ in range(n)]
     raws.extend(new)
     for r in new:
@@ -69,19 +69,19 @@ def accounted(stats: dict[str, Any]) -> bool:
     )
 
 
-def test_join_by_heartbeat(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_join_by_heartbeat(server: udplab.ChatS, raws: list[Raw]) -> None:
     (a,) = join(server, raws, 1)
     assert list(server.raddrs) == [a.addr]
     assert server.stats()["joins"] == 1
 
 
-def test_broadcast_reaches_everyone_including_sender(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_broadcast_reaches_everyone_including_sender(server: udplab.ChatS, raws: list[Raw]) -> None:
     a, b, c = join(server, raws, 3)
     b.say(b"hello")
     assert [r.hear() for r in (a, b, c)] == [b"ACKhello"] * 3
 
 
-def test_echo_off_skips_the_sender(raws: List[Raw]) -> None:
+def test_echo_off_skips_the_sender(raws: list[Raw]) -> None:
     with udplab.ChatS("127.0.0.1", 0, 5, echo=False) as quiet:
         a, b = join(quiet, raws, 2)
         a.say(b"only for b")
@@ -89,7 +89,7 @@ def test_echo_off_skips_the_sender(raws: List[Raw]) -> None:
         assert a.hears_nothing()
 
 
-def test_heartbeat_is_not_broadcast(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_heartbeat_is_not_broadcast(server: udplab.ChatS, raws: list[Raw]) -> None:
     a, b = join(server, raws, 2)
     a.say(b"HB")
     b.say(b"HB\n")
@@ -97,7 +97,7 @@ def test_heartbeat_is_not_broadcast(server: udplab.ChatS, raws: List[Raw]) -> No
     assert a.hears_nothing() and b.hears_nothing()
 
 
-def test_quit_from_known_and_unknown(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_quit_from_known_and_unknown(server: udplab.ChatS, raws: list[Raw]) -> None:
     a, b = join(server, raws, 2)
     stranger = Raw(server)
     raws.append(stranger)
@@ -113,7 +113,9 @@ def test_quit_from_known_and_unknown(server: udplab.ChatS, raws: List[Raw]) -> N
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
-def test_netcat_style_trailing_newline(server: udplab.ChatS, raws: List[Raw], newline: bytes) -> None:
+def test_netcat_style_trailing_newline(
+    server: udplab.ChatS, raws: list[Raw], newline: bytes
+) -> None:
     a, b = join(server, raws, 2)
     a.say(b"HB" + newline)
     a.say(b"hi" + newline)
@@ -124,7 +126,7 @@ def test_netcat_style_trailing_newline(server: udplab.ChatS, raws: List[Raw], ne
     assert b.hear() == b"ACKHB \n"
 
 
-def test_expiry_with_no_traffic_at_all(raws: List[Raw]) -> None:
+def test_expiry_with_no_traffic_at_all(raws: list[Raw]) -> None:
     inval = 0.3
     with udplab.ChatS("127.0.0.1", 0, inval) as s:
         (a,) = join(s, raws, 1)
@@ -136,7 +138,7 @@ def test_expiry_with_no_traffic_at_all(raws: List[Raw]) -> None:
         assert [k for _, k, _ in s.events()][-1] == "expire"
 
 
-def test_expired_client_gets_no_broadcast(raws: List[Raw]) -> None:
+def test_expired_client_gets_no_broadcast(raws: list[Raw]) -> None:
     with udplab.ChatS("127.0.0.1", 0, 0.3) as s:
         a, b = join(s, raws, 2)
         wait_until(lambda: not s.raddrs, timeout=2)
@@ -147,7 +149,7 @@ def test_expired_client_gets_no_broadcast(raws: List[Raw]) -> None:
         assert a.hears_nothing()
 
 
-def test_raddrs_is_a_copy_with_wall_clock_times(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_raddrs_is_a_copy_with_wall_clock_times(server: udplab.ChatS, raws: list[Raw]) -> None:
     before = time.time()
     (a,) = join(server, raws, 1)
     snapshot = server.raddrs
@@ -181,9 +183,9 @@ def test_start_twice_is_an_error_and_restart_works(server: udplab.ChatS) -> None
 
 
 def test_raising_callback_is_logged_and_server_goes_on(
-    raws: List[Raw], caplog: pytest.LogCaptureFixture
+    raws: list[Raw], caplog: pytest.LogCaptureFixture
 ) -> None:
-    seen: List[bytes] = []
+    seen: list[bytes] = []
 
     def on_message(addr: Any, payload: bytes) -> None:
         seen.append(payload)
@@ -199,9 +201,9 @@ def test_raising_callback_is_logged_and_server_goes_on(
     assert "callback bug" in caplog.text
 
 
-def test_join_and_leave_callbacks(raws: List[Raw]) -> None:
-    joined: List[Any] = []
-    left: List[Any] = []
+def test_join_and_leave_callbacks(raws: list[Raw]) -> None:
+    joined: list[Any] = []
+    left: list[Any] = []
     with udplab.ChatS("127.0.0.1", 0, 5, on_join=joined.append,
                       on_leave=lambda addr, why: left.append((addr, why))) as s:
         (a,) = join(s, raws, 1)
@@ -212,7 +214,7 @@ def test_join_and_leave_callbacks(raws: List[Raw]) -> None:
 
 
 def test_closed_client_port_does_not_stop_the_server(
-    server: udplab.ChatS, raws: List[Raw]
+    server: udplab.ChatS, raws: list[Raw]
 ) -> None:
     a, b = join(server, raws, 2)
     a.close()
@@ -222,7 +224,7 @@ def test_closed_client_port_does_not_stop_the_server(
     assert server.running
 
 
-def test_oversize_payload_is_dropped_and_counted(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_oversize_payload_is_dropped_and_counted(server: udplab.ChatS, raws: list[Raw]) -> None:
     (a,) = join(server, raws, 1)
     a.say(b"x" * (65507 - 3))  # fits with the prefix
     assert len(a.hear()) == 65507
@@ -232,7 +234,7 @@ def test_oversize_payload_is_dropped_and_counted(server: udplab.ChatS, raws: Lis
     assert accounted(server.stats())
 
 
-def test_max_clients_refuses_new_addresses(raws: List[Raw]) -> None:
+def test_max_clients_refuses_new_addresses(raws: list[Raw]) -> None:
     with udplab.ChatS("127.0.0.1", 0, 5, max_clients=2) as s:
         a, b = join(s, raws, 2)
         c = Raw(s)
@@ -255,7 +257,7 @@ def test_200_clients_receive_every_one_of_100_messages(server: udplab.ChatS) -> 
         for i in range(100):
             sender.send(b"message %03d" % i)
             if i % 10 == 9:  # a paced sender: stay below what the receive queues hold
-                wait_until(lambda: all(c.stats()["received"] >= i + 1 for c in clients), 10)
+                wait_until(lambda n=i + 1: all(c.stats()["received"] >= n for c in clients), 10)
         expected = [b"ACKmessage %03d" % i for i in range(100)]
         for c in clients:
             assert [c.recv(timeout=5) for _ in range(100)] == expected
@@ -322,10 +324,10 @@ def test_thread_names_in_log_records(
     assert said[0].getMessage() == "b'ACKnamed'"
 
 
-def test_logging_configured_after_import_is_seen(server: udplab.ChatS, raws: List[Raw]) -> None:
+def test_logging_configured_after_import_is_seen(server: udplab.ChatS, raws: list[Raw]) -> None:
     """pyo3-log caches levels; changing them later must still take effect."""
     logger = logging.getLogger("udplab")
-    records: List[logging.LogRecord] = []
+    records: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -377,9 +379,9 @@ def test_tutorial_server_with_udplab_client() -> None:
         s.stop()
 
 
-def test_server_stop_from_its_own_callback_does_not_deadlock(raws: List[Raw]) -> None:
+def test_server_stop_from_its_own_callback_does_not_deadlock(raws: list[Raw]) -> None:
     done = threading.Event()
-    holder: List[udplab.ChatS] = []
+    holder: list[udplab.ChatS] = []
 
     def on_message(addr: Any, payload: bytes) -> None:
         holder[0].stop()
@@ -393,3 +395,19 @@ def test_server_stop_from_its_own_callback_does_not_deadlock(raws: List[Raw]) ->
     assert done.wait(5)
     wait_until(lambda: not s.running)
     s.stop()
+
+
+def test_demo_runs_a_whole_chat_and_ends_by_itself() -> None:
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "udplab", "demo"], capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 10
+    log = done.stderr
+    for needle in (" servicer chat ", " joined", " says b'hello", " user b'ACK", " expired after",
+                   " left", "client got b'ackmsg'"):
+        assert needle in log, needle

@@ -8,10 +8,10 @@ import signal
 import socket as stdlib
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
-
 import udplab
 from conftest import ipv6_available
 
@@ -50,7 +50,7 @@ def same(call: Callable[[Any], Any]) -> None:
     for mod in (stdlib, udplab):
         s = bound(mod)
         try:
-            results.append(outcome(lambda: call(s)))
+            results.append(outcome(lambda s=s: call(s)))
         finally:
             s.close()
     assert results[0] == results[1]
@@ -194,7 +194,7 @@ def test_connect_then_send_and_peername(mod: Any, peer: stdlib.socket) -> None:
 
 def test_settimeout_validation_matches() -> None:
     for value in (-1, float("nan")):
-        same(lambda s: s.settimeout(value))
+        same(lambda s, value=value: s.settimeout(value))
     s = bound(udplab)
     s.settimeout(2.5)
     assert s.gettimeout() == 2.5

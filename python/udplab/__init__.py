@@ -12,8 +12,8 @@ import socket as _stdlib_socket
 
 from . import _logging
 from ._core import UdpSocket, __version__
-from .chat import Address, ChatC, ChatS
 from ._logging import refresh_logging
+from .chat import Address, ChatC, ChatS
 
 AF_INET = _stdlib_socket.AF_INET
 AF_INET6 = _stdlib_socket.AF_INET6

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 import time
-from typing import Callable, List, Optional
+from typing import Callable
 
 import udplab
 
@@ -45,7 +45,7 @@ def group_chat(inval: float) -> None:
              inval / 3, inval)
     with udplab.ChatS("127.0.0.1", 0, inval) as server:
         ip, port = server.addr[:2]
-        clients: List[udplab.ChatC] = []
+        clients: list[udplab.ChatC] = []
         try:
             for _ in range(3):
                 c = udplab.ChatC(ip, port, interval=inval / 3)
@@ -74,7 +74,7 @@ def group_chat(inval: float) -> None:
                 c.stop()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m udplab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the tutorial's server, client and group chat")

@@ -1,14 +1,16 @@
 """The Rust extension module behind udplab (built by maturin from ``src/``)."""
 
+import builtins
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Tuple, Type, Union, final
+from typing import Any, final
 
 from typing_extensions import Buffer as _Buffer
 from typing_extensions import Self
 
-Address = Tuple[Any, ...]
-Buffer = Union[bytes, bytearray, memoryview, _Buffer]
+_Address = tuple[Any, ...]
+_BufferLike = bytes | bytearray | memoryview | _Buffer
 
+__all__ = ["ChatClient", "ChatServer", "UdpSocket", "__version__", "_reset_log_cache"]
 __version__: str
 
 def _reset_log_cache() -> None:
@@ -35,19 +37,19 @@ class UdpSocket:
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
 
-    def bind(self, address: Address, /) -> None:
+    def bind(self, address: _Address, /) -> None:
         """Claim a local ``(host, port)``; port 0 lets the system pick a free one."""
 
-    def connect(self, address: Address, /) -> None:
+    def connect(self, address: _Address, /) -> None:
         """Set the default destination; afterwards only its datagrams are received."""
 
-    def sendto(self, data: Buffer, address: Address, /) -> int:
+    def sendto(self, data: _BufferLike, address: _Address, /) -> int:
         """Send one datagram to ``address``; returns the bytes sent."""
 
-    def send(self, data: Buffer, /) -> int:
+    def send(self, data: _BufferLike, /) -> int:
         """Send to the connected address (``OSError`` EDESTADDRREQ if not connected)."""
 
-    def recvfrom(self, bufsize: int, /) -> Tuple[bytes, Address]:
+    def recvfrom(self, bufsize: int, /) -> tuple[bytes, _Address]:
         """Receive one datagram: ``(data, address)``. A longer datagram is truncated to
         ``bufsize`` bytes and the rest discarded. ``bufsize`` must be positive."""
 
@@ -57,24 +59,24 @@ class UdpSocket:
     def close(self) -> None:
         """Close the socket; later calls raise ``OSError`` (EBADF). Idempotent."""
 
-    def settimeout(self, value: Optional[float], /) -> None:
+    def settimeout(self, value: float | None, /) -> None:
         """``None``: block; ``0``: never block (``BlockingIOError``); ``t > 0``: raise
         ``TimeoutError`` after ``t`` seconds."""
 
-    def gettimeout(self) -> Optional[float]: ...
+    def gettimeout(self) -> float | None: ...
     def setblocking(self, flag: bool, /) -> None: ...
     def getblocking(self) -> bool: ...
-    def getsockname(self) -> Address: ...
-    def getpeername(self) -> Address: ...
+    def getsockname(self) -> _Address: ...
+    def getpeername(self) -> _Address: ...
     def fileno(self) -> int:
         """The file descriptor, or -1 once closed."""
 
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: builtins.type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
         /,
     ) -> None: ...
 
@@ -89,28 +91,28 @@ class ChatServer:
         port: int,
         inval: float,
         *,
-        heartbeat: Buffer,
-        quit: Buffer,
-        prefix: Buffer,
+        heartbeat: _BufferLike,
+        quit: _BufferLike,
+        prefix: _BufferLike,
         echo: bool = True,
         max_clients: int = 10000,
         max_payload: int = 65507,
-        rcvbuf: Optional[int] = 4194304,
+        rcvbuf: int | None = 4194304,
         history: int = 4096,
         notify: bool = False,
     ) -> Self: ...
     @property
-    def addr(self) -> Address: ...
+    def addr(self) -> _Address: ...
     def serve(self) -> None:
         """Receive and handle datagrams until ``stop()``; closes the socket on return."""
 
     def stop(self) -> None:
         """Ask ``serve()`` to return (within 0.1 s). Idempotent."""
 
-    def stats(self) -> Dict[str, Any]: ...
-    def clients(self) -> Dict[Address, float]: ...
-    def events(self) -> List[Tuple[float, str, Address]]: ...
-    def wait_notices(self, timeout: float) -> List[Tuple[float, str, Address, bytes]]:
+    def stats(self) -> dict[str, Any]: ...
+    def clients(self) -> dict[_Address, float]: ...
+    def events(self) -> list[tuple[float, str, _Address]]: ...
+    def wait_notices(self, timeout: float) -> list[tuple[float, str, _Address, bytes]]:
         """Wait up to ``timeout`` s for join/message/quit/expire notices and take them."""
 
 @final
@@ -122,24 +124,24 @@ class ChatClient:
         rip: str,
         rport: int,
         *,
-        heartbeat: Buffer,
-        quit: Buffer,
+        heartbeat: _BufferLike,
+        quit: _BufferLike,
         queue: int = 1024,
     ) -> Self: ...
     @property
-    def addr(self) -> Address: ...
+    def addr(self) -> _Address: ...
     @property
-    def raddr(self) -> Address: ...
+    def raddr(self) -> _Address: ...
     def receive_loop(self) -> None:
         """Receive, log and queue datagrams until ``stop()``."""
 
     def heartbeat_loop(self) -> None:
         """Send heartbeats as ``set_heartbeat`` says until ``stop()``."""
 
-    def set_heartbeat(self, interval: Optional[float]) -> None: ...
-    def send(self, msg: Buffer) -> None: ...
-    def recv(self, timeout: Optional[float] = None) -> bytes: ...
+    def set_heartbeat(self, interval: float | None) -> None: ...
+    def send(self, msg: _BufferLike) -> None: ...
+    def recv(self, timeout: float | None = None) -> bytes: ...
     def stop(self) -> None:
         """Send the quit word, end both loops, close the socket. Idempotent."""
 
-    def stats(self) -> Dict[str, int]: ...
+    def stats(self) -> dict[str, int]: ...

@@ -34,7 +34,7 @@ def _install_hook() -> None:
         refresh_logging()
 
     _clear_cache._udplab_hook = True  # type: ignore[attr-defined]
-    manager._clear_cache = _clear_cache  # type: ignore[method-assign]
+    manager._clear_cache = _clear_cache  # type: ignore[attr-defined]
 
 
 _install_hook()

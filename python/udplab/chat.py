@@ -11,14 +11,14 @@ import logging
 import math
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Union
 
 from . import _core
 from ._logging import refresh_logging
 
 __all__ = ["Address", "ChatC", "ChatS"]
 
-Address = Tuple[Any, ...]
+Address = tuple[Any, ...]
 """``(ip, port)``, or ``(ip, port, flowinfo, scope_id)`` for IPv6."""
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -81,9 +81,9 @@ def _serve(core: _core.ChatServer) -> None:
 def _dispatch(
     core: _core.ChatServer,
     stopped: threading.Event,
-    on_join: Optional[Callable[[Address], object]],
-    on_message: Optional[Callable[[Address, bytes], object]],
-    on_leave: Optional[Callable[[Address, str], object]],
+    on_join: Callable[[Address], object] | None,
+    on_message: Callable[[Address, bytes], object] | None,
+    on_leave: Callable[[Address, str], object] | None,
 ) -> None:
     """Run callbacks for the server's notices, off the receive path, until stopped."""
 
@@ -128,16 +128,16 @@ class ChatS:
         echo: bool = True,
         max_clients: int = 10_000,
         max_payload: int = 65_507,
-        rcvbuf: Optional[int] = 4 << 20,
+        rcvbuf: int | None = 4 << 20,
         history: int = 4096,
-        on_join: Optional[Callable[[Address], object]] = None,
-        on_message: Optional[Callable[[Address, bytes], object]] = None,
-        on_leave: Optional[Callable[[Address, str], object]] = None,
+        on_join: Callable[[Address], object] | None = None,
+        on_message: Callable[[Address, bytes], object] | None = None,
+        on_leave: Callable[[Address, str], object] | None = None,
     ) -> None:
         self._ip = _host("ip", ip)
         self._port = _port("port", port)
         self.inval = _seconds("inval", inval)
-        self._options: Dict[str, Any] = dict(
+        self._options: dict[str, Any] = dict(
             heartbeat=_word("heartbeat", heartbeat),
             quit=_word("quit", quit),
             prefix=_word("prefix", prefix),
@@ -149,8 +149,8 @@ class ChatS:
         )
         self._callbacks = (on_join, on_message, on_leave)
         self._lock = threading.Lock()
-        self._core: Optional[_core.ChatServer] = None
-        self._threads: List[threading.Thread] = []
+        self._core: _core.ChatServer | None = None
+        self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -200,11 +200,11 @@ class ChatS:
         return self._core.addr if self._core is not None else (self._ip, self._port)
 
     @property
-    def raddrs(self) -> Dict[Address, float]:
+    def raddrs(self) -> dict[Address, float]:
         """A copy of ``{client address: last seen}``, times as ``time.time()`` floats."""
         return self._core.clients() if self.running and self._core is not None else {}
 
-    def stats(self) -> Dict[str, Any]:
+    def stats(self) -> dict[str, Any]:
         """Counters: ``received``, ``messages``, ``sent``, ``heartbeats``, ``joins``, ``quits``,
         ``expiries``, ``send_errors``, ``recv_errors``, ``notices_dropped``, ``clients`` and
         ``dropped`` (a dict by reason). ``received`` always equals ``heartbeats + quits +
@@ -213,7 +213,7 @@ class ChatS:
             raise RuntimeError("ChatS has not been started")
         return self._core.stats()
 
-    def events(self) -> List[Tuple[float, str, Address]]:
+    def events(self) -> list[tuple[float, str, Address]]:
         """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
         ``join``, ``heartbeat``, ``message``, ``quit``, ``expire``. Kept after ``stop()``."""
         return self._core.events() if self._core is not None else []
@@ -244,7 +244,7 @@ class ChatC:
         rip: str,
         rport: int,
         *,
-        interval: Optional[float] = None,
+        interval: float | None = None,
         heartbeat: Buffer = b"HB",
         quit: Buffer = b"quit",
         queue: int = 1024,
@@ -254,12 +254,12 @@ class ChatC:
         if self._rport == 0:
             raise ValueError("rport must be the server's port, not 0")
         self.interval = None if interval is None else _seconds("interval", interval)
-        self._options: Dict[str, Any] = dict(
+        self._options: dict[str, Any] = dict(
             heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit), queue=queue
         )
         self._lock = threading.Lock()
-        self._core: Optional[_core.ChatClient] = None
-        self._threads: List[threading.Thread] = []
+        self._core: _core.ChatClient | None = None
+        self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
 
     def _running_core(self) -> _core.ChatClient:
@@ -285,7 +285,7 @@ class ChatC:
         if self.interval is not None:
             self.hb(self.interval)
 
-    def hb(self, interval: Optional[float]) -> None:
+    def hb(self, interval: float | None) -> None:
         """Send the heartbeat word now and then every ``interval`` seconds, on the thread
         ``hb``; calling it again re-times it, ``None`` pauses it. Returns at once."""
         seconds = None if interval is None else _seconds("interval", interval)
@@ -302,7 +302,7 @@ class ChatC:
         """Send a chat message (bytes; encode a str first)."""
         self._running_core().send(msg)
 
-    def recv(self, timeout: Optional[float] = None) -> bytes:
+    def recv(self, timeout: float | None = None) -> bytes:
         """The next datagram from the server (with its prefix); ``TimeoutError`` after
         ``timeout`` seconds. Datagrams received before ``stop()`` can still be read after it."""
         if self._core is None:
@@ -323,7 +323,7 @@ class ChatC:
                     t.join()
             _live.discard(self)
 
-    def stats(self) -> Dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Counters: ``received``, ``dropped`` (queue overflow), ``sent``, ``heartbeats``,
         ``errors``."""
         if self._core is None:
@@ -336,7 +336,7 @@ class ChatC:
         return self._core is not None and not self._stopped.is_set()
 
     @property
-    def addr(self) -> Optional[Address]:
+    def addr(self) -> Address | None:
         """The local address (``None`` before ``start()``)."""
         return self._core.addr if self._core is not None else None
 

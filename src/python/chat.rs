@@ -97,7 +97,8 @@ impl PyChatServer {
         ip, port, inval, *, heartbeat, quit, prefix, echo = true,
         max_clients = DEFAULT_MAX_CLIENTS, max_payload = UDP_MAX_PAYLOAD,
         rcvbuf = Some(DEFAULT_RCVBUF), history = DEFAULT_HISTORY, notify = false
-    ))]
+    ), text_signature = "(ip, port, inval, *, heartbeat, quit, prefix, echo=True, \
+        max_clients=10000, max_payload=65507, rcvbuf=4194304, history=4096, notify=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -200,7 +201,10 @@ struct PyChatClient {
 #[pymethods]
 impl PyChatClient {
     #[new]
-    #[pyo3(signature = (rip, rport, *, heartbeat, quit, queue = DEFAULT_QUEUE))]
+    #[pyo3(
+        signature = (rip, rport, *, heartbeat, quit, queue = DEFAULT_QUEUE),
+        text_signature = "(rip, rport, *, heartbeat, quit, queue=1024)"
+    )]
     fn new(
         py: Python<'_>,
         rip: &Bound<'_, PyAny>,

@@ -22,7 +22,10 @@ pub(crate) struct PyUdpSocket {
 #[pymethods]
 impl PyUdpSocket {
     #[new]
-    #[pyo3(signature = (family = AF_INET, r#type = SOCK_DGRAM, proto = 0))]
+    #[pyo3(
+        signature = (family = AF_INET, r#type = SOCK_DGRAM, proto = 0),
+        text_signature = "(family=2, type=2, proto=0)"
+    )]
     fn new(family: i32, r#type: i32, proto: i32) -> PyResult<Self> {
         let family = family_from(family)?;
         let base = r#type & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
@@ -46,18 +49,21 @@ impl PyUdpSocket {
     }
 
     /// Binds to `address`, a `(host, port)` tuple.
+    #[pyo3(signature = (address, /))]
     fn bind(&self, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let addr = super::address(address, self.inner.family(), "bind")?;
         self.inner.bind(addr).map_err(os_error)
     }
 
     /// Sets the default destination; only datagrams from it are received afterwards.
+    #[pyo3(signature = (address, /))]
     fn connect(&self, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let addr = super::address(address, self.inner.family(), "connect")?;
         self.inner.connect(addr).map_err(os_error)
     }
 
     /// Sends `data` to `address`; returns the number of bytes sent.
+    #[pyo3(signature = (data, address, /))]
     fn sendto(
         &self,
         py: Python<'_>,
@@ -71,6 +77,7 @@ impl PyUdpSocket {
     }
 
     /// Sends `data` to the connected address.
+    #[pyo3(signature = (data, /))]
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let bytes = super::data(data)?;
         let payload: &[u8] = &bytes;
@@ -78,6 +85,7 @@ impl PyUdpSocket {
     }
 
     /// Receives one datagram of at most `bufsize` bytes; returns `(data, address)`.
+    #[pyo3(signature = (bufsize, /))]
     fn recvfrom<'py>(
         &self,
         py: Python<'py>,
@@ -89,6 +97,7 @@ impl PyUdpSocket {
     }
 
     /// Receives one datagram of at most `bufsize` bytes.
+    #[pyo3(signature = (bufsize, /))]
     fn recv<'py>(&self, py: Python<'py>, bufsize: isize) -> PyResult<Bound<'py, PyBytes>> {
         let mut buf = vec![0u8; bufsize_alloc(bufsize, "recv")?];
         let n = blocking(py, |check| self.inner.recv_checked(&mut buf, check))?;
@@ -102,6 +111,7 @@ impl PyUdpSocket {
     }
 
     /// `None`: block; `0`: never block; `t > 0`: raise `TimeoutError` after `t` seconds.
+    #[pyo3(signature = (value, /))]
     fn settimeout(&self, value: Option<f64>) -> PyResult<()> {
         self.inner.set_timeout(timeout(value)?);
         Ok(())
@@ -111,6 +121,7 @@ impl PyUdpSocket {
         self.inner.timeout().map(|d| d.as_secs_f64())
     }
 
+    #[pyo3(signature = (flag, /))]
     fn setblocking(&self, flag: bool) {
         self.inner
             .set_timeout(if flag { None } else { Some(Duration::ZERO) });
