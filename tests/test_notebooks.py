@@ -1,0 +1,166 @@
+"""The teaching notebooks in ``notebooks/``.
+
+Policy: notebooks are committed *without* outputs or execution counts (outputs are produced by
+running them, so they can't go stale in the repository). Each notebook must then run top to bottom
+in a real Jupyter kernel, on loopback, with the installed udplab, in under 30 s; and running all of
+its cells a second time in the same kernel must work too (no fixed ports, nothing left running).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+#: One notebook per section of the notes, in reading order, with the section's own heading.
+SECTIONS = {
+    "01_udp_server.ipynb": "UDP服务器端",
+    "02_udp_client.ipynb": "UDP客户端",
+    "03_group_chat.ipynb": "UDP版本群聊",
+    "04_heartbeat.ipynb": "心跳机制",
+    "05_udp_vs_tcp.ipynb": "UDP与TCP的对比",
+}
+
+WALL_LIMIT = 30.0  # seconds per full run of a notebook
+CELL_TIMEOUT = 30  # seconds per cell, so a hung cell fails instead of blocking the suite
+KERNEL_NAME = "udplab-notebook-test"
+
+#: Text that must never appear in a cell's output: uncaught errors in background threads,
+#: errors logged by udplab, warnings.
+FORBIDDEN = ("Traceback (most recent call last)", "Exception in thread", "Warning:")
+
+#: Threads the notebooks start (udplab's named threads and the notebooks' own helpers).
+OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver"}
+
+#: Run in the kernel after a full run: which of our threads are alive, how many sockets are open.
+PROBE = """
+import gc, json, os, threading
+gc.collect()
+_fds = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")] if os.path.isdir("/proc/self/fd") else []
+print(json.dumps({"threads": sorted(t.name for t in threading.enumerate()),
+                  "sockets": sum(link.startswith("socket:") for link in _fds)}))
+"""
+
+
+def _load(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=nbformat.NO_CONVERT)
+
+
+def test_one_notebook_per_section() -> None:
+    assert [p.name for p in NOTEBOOKS] == list(SECTIONS), (
+        f"expected exactly {list(SECTIONS)} in {NOTEBOOK_DIR}, found {[p.name for p in NOTEBOOKS]}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_clean(path: Path) -> None:
+    nb = _load(path)
+    nbformat.validate(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index}: outputs must be stripped"
+            assert cell.execution_count is None, f"{path.name} cell {index}: execution count"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    assert SECTIONS[path.name] in first.source, "the title carries the notes' Chinese heading"
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Exercise" in markdown
+    assert any(c.source.startswith("# Check") for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.fixture(scope="module")
+def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
+    """A kernel spec that runs this very interpreter, so the notebooks see the udplab under test
+    (a user-level ``python3`` kernel spec may point at another Python)."""
+    root = tmp_path_factory.mktemp("kernels")
+    spec = root / KERNEL_NAME
+    spec.mkdir()
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "udplab notebook test",
+                "language": "python",
+            }
+        )
+    )
+    return KernelSpecManager(kernel_dirs=[str(root)])
+
+
+def _outputs_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append("\n".join(out.traceback))
+        elif "text/plain" in out.get("data", {}):
+            parts.append(out.data["text/plain"])
+    return "".join(parts)
+
+
+def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: int) -> float:
+    start = time.monotonic()
+    for index, cell in enumerate(nb.cells):
+        client.execute_cell(cell, index)  # raises CellExecutionError on any error
+    elapsed = time.monotonic() - start
+    for index, cell in enumerate(nb.cells):
+        text = _outputs_text(cell)
+        for bad in FORBIDDEN:
+            assert bad not in text, f"{name} run {run}, cell {index} printed {bad!r}:\n{text}"
+    return elapsed
+
+
+def _probe(client: NotebookClient) -> dict[str, Any]:
+    cell = nbformat.v4.new_code_cell(PROBE)
+    client.execute_cell(cell, 0, store_history=False)
+    text = _outputs_text(cell).strip().splitlines()[-1]
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def _client(nb: nbformat.NotebookNode, specs: KernelSpecManager) -> NotebookClient:
+    km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    return NotebookClient(
+        nb,
+        km=km,
+        timeout=CELL_TIMEOUT,
+        kernel_name=KERNEL_NAME,
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_runs_twice_in_one_kernel(path: Path, kernel_specs: KernelSpecManager) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = _client(nb, kernel_specs)
+    start = time.monotonic()
+    # cleanup_kc: shut the kernel down and close its channels, although we made its manager.
+    with client.setup_kernel(cleanup_kc=True):
+        first = _run_all(client, nb, path.name, run=1)
+        total = time.monotonic() - start  # includes starting the kernel
+        after_first = _probe(client)
+        second = _run_all(client, nb, path.name, run=2)
+        after_second = _probe(client)
+    assert total < WALL_LIMIT, f"{path.name}: {total:.1f} s (cells {first:.1f} s) > {WALL_LIMIT} s"
+    assert second < WALL_LIMIT, f"{path.name}: second run took {second:.1f} s"
+    for probe in (after_first, after_second):
+        left = OUR_THREADS.intersection(probe["threads"])
+        assert not left, f"{path.name} left threads running: {sorted(left)}"
+    assert after_second["sockets"] == after_first["sockets"], (
+        f"{path.name}: open sockets grew from {after_first['sockets']} to "
+        f"{after_second['sockets']} on the second run"
+    )
