@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -24,7 +24,9 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
             "{name} must be a positive, finite number of seconds, got {value}"
         )));
     }
-    Ok(Duration::from_secs_f64(value))
+    // from_secs_f64 would panic past Duration::MAX (about 585 billion years).
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyOverflowError::new_err(format!("{name} is too large: {value} seconds")))
 }
 
 fn epoch_seconds(t: SystemTime) -> f64 {
