@@ -215,7 +215,8 @@ impl ChatClient {
                     .0;
                 continue;
             }
-            hb.next = Some(now + interval);
+            // An interval too long for `Instant` means no further heartbeat, not a panic.
+            hb.next = now.checked_add(interval);
             drop(hb);
             match self.send_raw(&self.words.heartbeat, &mut || Ok(())) {
                 Ok(_) => {
@@ -236,7 +237,8 @@ impl ChatClient {
     /// `check` every slice. Datagrams received before [`stop`](Self::stop) are still returned
     /// after it; then the error is `EBADF`.
     pub fn recv(&self, timeout: Option<Duration>, check: Check<'_>) -> io::Result<Vec<u8>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long for `Instant` waits forever, as `None` does.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut inbox = lock(&self.inbox);
         loop {
             if let Some(data) = inbox.pop_front() {
