@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import weakref
 from typing import Any, Callable, Union
@@ -63,6 +64,16 @@ def _host(name: str, value: object) -> str:
     return value
 
 
+def _count(name: str, value: object, least: int, most: int = sys.maxsize) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
+    if value > most:
+        raise OverflowError(f"{name} must be at most {most}, got {value}")
+    return value
+
+
 def _word(name: str, value: object) -> bytes:
     if isinstance(value, str):
         raise TypeError(f"{name} must be bytes, not str: write b{value!r}")
@@ -71,11 +82,19 @@ def _word(name: str, value: object) -> bytes:
     return bytes(value)
 
 
-def _serve(core: _core.ChatServer) -> None:
+def _serve(core: _core.ChatServer, stopped: threading.Event) -> None:
     try:
         core.serve()
     except Exception:
-        log.exception("chat server stopped with an error")
+        # stop() right after start() can free the port before this thread first runs; then
+        # serve() finds no socket, which is no error.
+        if not stopped.is_set():
+            log.exception("chat server stopped with an error")
+
+
+def _halt(core: _core.ChatServer, stopped: threading.Event) -> None:
+    stopped.set()  # before core.stop(): _serve reads it
+    core.stop()
 
 
 def _dispatch(
@@ -90,7 +109,7 @@ def _dispatch(
     def call(name: str, fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
-        except Exception:
+        except BaseException:  # SystemExit too: it would end this thread and every callback
             log.exception("chat callback %s%r raised; the server goes on", name, args)
 
     while True:
@@ -142,10 +161,10 @@ class ChatS:
             quit=_word("quit", quit),
             prefix=_word("prefix", prefix),
             echo=bool(echo),
-            max_clients=max_clients,
-            max_payload=max_payload,
-            rcvbuf=rcvbuf,
-            history=history,
+            max_clients=_count("max_clients", max_clients, 1),
+            max_payload=_count("max_payload", max_payload, 1),
+            rcvbuf=None if rcvbuf is None else _count("rcvbuf", rcvbuf, 0, 2**31 - 1),  # a C int
+            history=_count("history", history, 0),
         )
         self._callbacks = (on_join, on_message, on_leave)
         self._lock = threading.Lock()
@@ -164,14 +183,17 @@ class ChatS:
                                     **self._options)
             self._core = core
             self._stopped = threading.Event()
-            self._threads = [threading.Thread(target=_serve, args=(core,), name="servicer")]
+            self._threads = [threading.Thread(target=_serve, args=(core, self._stopped),
+                                             name="servicer")]
             if notify:
                 self._threads.append(threading.Thread(
                     target=_dispatch, args=(core, self._stopped, *self._callbacks),
                     name="callbacks"))
             for t in self._threads:
                 t.start()
-            weakref.finalize(self, core.stop)
+            # Garbage-collected while running: stop the core and end the callbacks thread too
+            # (it runs until the event is set; the core alone would leave it spinning).
+            weakref.finalize(self, _halt, core, self._stopped)
             _live.add(self)
 
     def stop(self) -> None:
@@ -181,8 +203,8 @@ class ChatS:
             core = self._core
             if core is None or self._stopped.is_set():
                 return
+            self._stopped.set()  # before core.stop(): _serve reads it
             core.stop()
-            self._stopped.set()
             current = threading.current_thread()
             for t in self._threads:
                 if t is not current:
@@ -255,7 +277,8 @@ class ChatC:
             raise ValueError("rport must be the server's port, not 0")
         self.interval = None if interval is None else _seconds("interval", interval)
         self._options: dict[str, Any] = dict(
-            heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit), queue=queue
+            heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit),
+            queue=_count("queue", queue, 1),
         )
         self._lock = threading.Lock()
         self._core: _core.ChatClient | None = None
