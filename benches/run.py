@@ -27,6 +27,10 @@ What it does:
 4. prints markdown tables (medians with min and max, ratios udplab/contender, server CPU seconds
    per million deliveries) and writes every run and the summary as JSON to ``--out``.
 
+A run during which the machine was busy with something else than the server and the generator
+(from /proc/stat) is marked disturbed and run again, at most twice while a retry budget lasts;
+medians are taken over the undisturbed runs. The tables name the contenders with disturbed runs.
+
 Everything is bounded: every subprocess has a timeout and every generator run --max-seconds.
 The default command takes about 10 minutes on 2 cores, ``--quick`` (1 repetition, a fifth of
 the messages) about 1 to 2.
@@ -105,9 +109,36 @@ def build_udplab():
     )
 
 
+def debug_info_bytes(path):
+    """Total size of the .debug_* sections of an ELF64 little-endian file (None if not one)."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:6] != b"\x7fELF\x02\x01":
+        return None
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(i):  # (name offset, file offset, size)
+        base = shoff + i * shentsize
+        (name,) = struct.unpack_from("<I", data, base)
+        offset, size = struct.unpack_from("<QQ", data, base + 0x18)
+        return name, offset, size
+
+    names_at = section(shstrndx)[1]
+    total = 0
+    for i in range(shnum):
+        name, _, size = section(i)
+        end = data.index(b"\0", names_at + name)
+        if data[names_at + name : end].startswith(b".debug_"):
+            total += size
+    return total
+
+
 def udplab_build_kind():
-    """'debug' if the udplab extension carries debug info (a `maturin develop` without
-    --release: its numbers would not be udplab's), else 'release'; None if not found."""
+    """'debug' if the udplab extension carries megabytes of debug info (a `maturin develop`
+    without --release: its numbers would not be udplab's), else 'release'; None if unknown."""
     r = subprocess.run(
         [PY, "-c", "import udplab._core as c; print(c.__file__)"],
         capture_output=True,
@@ -117,8 +148,10 @@ def udplab_build_kind():
     path = r.stdout.strip()
     if r.returncode != 0 or not os.path.exists(path):
         return None, None
-    with open(path, "rb") as f:
-        return ("debug" if b".debug_info" in f.read() else "release"), path
+    size = debug_info_bytes(path)
+    if size is None:
+        return None, path
+    return ("debug" if size > 1 << 20 else "release"), path
 
 
 def importable(code):
@@ -215,13 +248,13 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
         busy, soft, idle = (b - a for a, b in zip(m0, m1))
         record["machine_softirq_s"] = round(soft, 3)
         record["machine_idle_s"] = round(idle, 3)
-        if "gen_cpu_s" in record:
-            # Busy time (softirq included) of neither the server nor the generator's measured
-            # phase: other processes, the generator's join and quit phases, tick rounding. It is
-            # near zero (even a little negative) on a quiet machine; large means interference.
-            record["other_busy_s"] = round(
-                busy + soft - (u1 - u0) - (s1 - s0) - record["gen_cpu_s"], 3
-            )
+        gen = record.get("gen_cpu_total_s", record.get("gen_cpu_s"))
+        if gen is not None:
+            # Busy time (softirq included) of neither the server nor the generator: other
+            # processes, and tick rounding. Near zero (even a little negative) on a quiet
+            # machine; large means that something else ran, and the run is marked disturbed.
+            record["other_busy_s"] = round(busy + soft - (u1 - u0) - (s1 - s0) - gen, 3)
+            record["disturbed"] = record["other_busy_s"] > 0.05 + 0.15 * record["elapsed_s"]
     except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         record["error"] = f"{type(e).__name__}: {e}"
     finally:
@@ -251,6 +284,9 @@ def summarize(runs, names, loads, modes):
                     and r["mode"] == mode
                     and "error" not in r
                 ]
+                # Medians over the undisturbed runs, when there are any.
+                disturbed = sum(1 for r in ok if r.get("disturbed"))
+                ok = [r for r in ok if not r.get("disturbed")] or ok
                 bad = [
                     r
                     for r in runs
@@ -282,6 +318,7 @@ def summarize(runs, names, loads, modes):
                 ]
                 rows[name] = {
                     "reps": len(ok),
+                    "disturbed_runs": disturbed,
                     "failed_reps": len(bad),
                     "deliveries_per_s": stat("deliveries_per_s"),
                     "p50_us": stat("p50_us"),
@@ -350,6 +387,8 @@ def markdown(summary, micro):
                 out.append(f"| {name} | failed: {row['error'][:80]} | | | | | | | |")
                 continue
             ratio = row.get("udplab_over_this_p50" if latency else "udplab_over_this_throughput")
+            if row.get("disturbed_runs"):
+                name = f"{name} ({row['disturbed_runs']} disturbed)"
             out.append(
                 f"| {name} | {fmt_range(row['deliveries_per_s'])} | {fmt_range(row['p50_us'])} | "
                 f"{fmt_range(row['p99_us'])} | {row['lost']} | "
@@ -534,24 +573,37 @@ def main():
 
     runs = []
     started = time.monotonic()
+    retry_budget = 90 if args.quick else 720  # seconds into the run after which none retry
+
+    def report(r):
+        head = f"{r['load']} {r['mode']} rep {r['rep']} {r['contender']}"
+        if "error" in r:
+            log(f"{head}: ERROR {r['error']}")
+            return
+        log(
+            f"{head}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 {r['p50_us']:.0f} us, "
+            f"lost {r['lost']}, server cpu {r['server_user_s']:.2f}u+{r['server_sys_s']:.2f}s, "
+            f"other busy {r.get('other_busy_s', 0):.2f}s of {r['elapsed_s']:.2f}s"
+            + (" DISTURBED" if r.get("disturbed") else "")
+        )
+
     for load in loads:
         for mode in modes:
             for rep in range(reps):
                 order = names[rep % len(names) :] + names[: rep % len(names)]
                 for name in order:
-                    r = one_run(name, CONTENDERS[name], bins["loadgen"], load, mode, max_seconds)
-                    r["rep"] = rep
-                    runs.append(r)
-                    if "error" in r:
-                        log(f"{load[0]} {mode} rep {rep} {name}: ERROR {r['error']}")
-                    else:
-                        log(
-                            f"{load[0]} {mode} rep {rep} {name}: "
-                            f"{r['deliveries_per_s']:,.0f} deliveries/s, "
-                            f"p50 {r['p50_us']:.0f} us, lost {r['lost']}, server cpu "
-                            f"{r['server_user_s']:.2f}u+{r['server_sys_s']:.2f}s, other busy "
-                            f"{r.get('other_busy_s', 0):.2f}s of {r['elapsed_s']:.2f}s"
+                    # A run that something else disturbed is run again, at most twice, while
+                    # the retry budget lasts; all attempts are kept in the JSON.
+                    for attempt in range(3):
+                        r = one_run(
+                            name, CONTENDERS[name], bins["loadgen"], load, mode, max_seconds
                         )
+                        r["rep"], r["attempt"] = rep, attempt
+                        runs.append(r)
+                        report(r)
+                        if not r.get("disturbed") or time.monotonic() - started > retry_budget:
+                            break
+                        time.sleep(1.0)
     micro_result = None
     if not args.no_micro:
         micro_result = micro(scale) if have_udplab else {"error": "udplab not importable: " + why}
