@@ -113,7 +113,9 @@ impl PyUdpSocket {
     /// `None`: block; `0`: never block; `t > 0`: raise `TimeoutError` after `t` seconds.
     #[pyo3(signature = (value, /))]
     fn settimeout(&self, value: Option<f64>) -> PyResult<()> {
-        self.inner.set_timeout(timeout(value)?);
+        let value = timeout(value)?;
+        self.open()?;
+        self.inner.set_timeout(value);
         Ok(())
     }
 
@@ -122,9 +124,11 @@ impl PyUdpSocket {
     }
 
     #[pyo3(signature = (flag, /))]
-    fn setblocking(&self, flag: bool) {
+    fn setblocking(&self, flag: bool) -> PyResult<()> {
+        self.open()?;
         self.inner
             .set_timeout(if flag { None } else { Some(Duration::ZERO) });
+        Ok(())
     }
 
     fn getblocking(&self) -> bool {
@@ -198,6 +202,16 @@ impl PyUdpSocket {
         }
         text.push('>');
         Ok(text)
+    }
+}
+
+impl PyUdpSocket {
+    /// `EBADF` once closed, as the stdlib raises from `settimeout` and `setblocking`.
+    fn open(&self) -> PyResult<()> {
+        if self.inner.is_closed() {
+            return Err(os_error(crate::socket::closed_error()));
+        }
+        Ok(())
     }
 }
 
