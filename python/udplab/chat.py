@@ -47,6 +47,8 @@ def _seconds(name: str, value: object) -> float:
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    if value >= 2.0**64:  # past what the core's Duration holds
+        raise OverflowError(f"{name} is too large: {value!r} seconds")
     return float(value)
 
 
