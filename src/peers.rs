@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use hashlink::linked_hash_map::Entry;
 use hashlink::LinkedHashMap;
-use socket2::SockAddr;
 
 /// The default limit on how many clients one chat server keeps.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -38,8 +37,8 @@ pub enum Touch {
 pub struct PeerTable {
     clients: LinkedHashMap<SocketAddr, Instant>,
     max_clients: usize,
-    // Encoded once per membership change, so a broadcast does not convert or allocate per send.
-    destinations: Vec<(SocketAddr, SockAddr)>,
+    // Rebuilt once per membership change, so a broadcast walks a flat list and allocates nothing.
+    destinations: Vec<SocketAddr>,
     // Set by anything that adds or removes a client; a refresh leaves it alone.
     dirty: bool,
 }
@@ -163,19 +162,15 @@ impl PeerTable {
         self.clients.iter().map(|(&addr, &seen)| (addr, seen))
     }
 
-    /// Every member, each paired with its address already encoded for `send_to`.
+    /// Every member's address, as one contiguous list for a broadcast.
     ///
     /// The list is cached and rebuilt (reusing its buffer) only when someone joined or left since
     /// the last call, so broadcasting to an unchanged membership allocates nothing. Its order is
     /// unspecified.
-    pub fn destinations(&mut self) -> &[(SocketAddr, SockAddr)] {
+    pub fn destinations(&mut self) -> &[SocketAddr] {
         if self.dirty {
             self.destinations.clear();
-            self.destinations.extend(
-                self.clients
-                    .keys()
-                    .map(|&addr| (addr, SockAddr::from(addr))),
-            );
+            self.destinations.extend(self.clients.keys().copied());
             self.dirty = false;
         }
         &self.destinations
@@ -206,7 +201,7 @@ mod tests {
     }
 
     fn dest_addrs(t: &mut PeerTable) -> BTreeSet<SocketAddr> {
-        t.destinations().iter().map(|(a, _)| *a).collect()
+        t.destinations().iter().copied().collect()
     }
 
     fn collect_expired(
@@ -346,9 +341,6 @@ mod tests {
         t.touch(v4(1), t0);
         t.touch(v6(2), t0 + ms(600));
         assert_eq!(dest_addrs(&mut t), BTreeSet::from([v4(1), v6(2)]));
-        for (addr, encoded) in t.destinations() {
-            assert_eq!(encoded.as_socket(), Some(*addr));
-        }
 
         // A refresh changes no membership, so the cache is served as is.
         let before = t.destinations().to_vec();
@@ -407,9 +399,10 @@ mod tests {
         assert_eq!(t.touch(v4(9000), t0), Touch::Joined);
         assert_eq!(t.touch(v6(9000), t0 + ms(1)), Touch::Refreshed);
         assert_eq!(t.len(), 3);
-        for (addr, encoded) in t.destinations() {
-            assert_eq!(encoded.as_socket(), Some(*addr));
-        }
+        assert_eq!(
+            dest_addrs(&mut t),
+            BTreeSet::from([v6(9000), scoped, v4(9000)])
+        );
         assert_eq!(t.remove(&scoped), Some(t0));
         assert!(t.is_live(&v6(9000)));
     }

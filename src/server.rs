@@ -15,8 +15,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::fanout::{Fanout, SocketFanout};
 use crate::peers::{PeerTable, Touch, DEFAULT_MAX_CLIENTS};
 use crate::proto::{BytesRepr, Message, Words, DEFAULT_PREFIX, UDP_MAX_PAYLOAD};
 
@@ -284,6 +285,8 @@ pub struct Hub {
     notices: VecDeque<Notice>,
     /// The prefixed broadcast, reused so a message allocates nothing.
     out: Vec<u8>,
+    /// The recipients other than the sender, when `echo` is off (reused likewise).
+    others: Vec<SocketAddr>,
     limit: RateLimit,
 }
 
@@ -296,19 +299,14 @@ impl Hub {
             history: VecDeque::with_capacity(config.history.min(DEFAULT_HISTORY)),
             notices: VecDeque::new(),
             out: Vec::with_capacity(RECV_BUFFER),
+            others: Vec::new(),
             limit: RateLimit::default(),
             config,
         }
     }
 
-    /// Handles one datagram received at `now`; `send` delivers a broadcast to one client.
-    pub fn handle(
-        &mut self,
-        data: &[u8],
-        from: SocketAddr,
-        now: Instant,
-        send: &mut dyn FnMut(&[u8], &SockAddr) -> io::Result<usize>,
-    ) {
+    /// Handles one datagram received at `now`; `fanout` delivers broadcasts.
+    pub fn handle(&mut self, data: &[u8], from: SocketAddr, now: Instant, fanout: &mut dyn Fanout) {
         self.stats.received += 1;
         self.expire(now);
         match Message::parse(data, &self.config.words) {
@@ -337,7 +335,7 @@ impl Hub {
                     self.stats.messages += 1;
                     self.record(EventKind::Message, from, now, payload);
                     info!("chat {from} says {}", BytesRepr(payload));
-                    self.broadcast(payload, from, now, send);
+                    self.broadcast(payload, from, now, fanout);
                 }
             }
         }
@@ -384,30 +382,24 @@ impl Hub {
         payload: &[u8],
         from: SocketAddr,
         now: Instant,
-        send: &mut dyn FnMut(&[u8], &SockAddr) -> io::Result<usize>,
+        fanout: &mut dyn Fanout,
     ) {
         self.out.clear();
         self.out.extend_from_slice(&self.config.prefix);
         self.out.extend_from_slice(payload);
-        let echo = self.config.echo;
-        let mut failures = Vec::new();
-        let mut sent = 0;
-        for (addr, encoded) in self.peers.destinations() {
-            if !echo && *addr == from {
-                continue;
-            }
-            match send(&self.out, encoded) {
-                Ok(_) => sent += 1,
-                Err(e) => failures.push((*addr, e)),
-            }
+        let mut to = self.peers.destinations();
+        if !self.config.echo {
+            self.others.clear();
+            self.others.extend(to.iter().filter(|&&a| a != from));
+            to = &self.others;
         }
-        self.stats.sent += sent;
-        for (addr, e) in failures {
-            self.stats.send_errors += 1;
-            if let Some(held) = self.limit.allow(("send", errno_key(&e)), now) {
+        let (stats, limit) = (&mut self.stats, &mut self.limit);
+        stats.sent += fanout.send_all(&self.out, to, &mut |addr, e| {
+            stats.send_errors += 1;
+            if let Some(held) = limit.allow(("send", errno_key(&e)), now) {
                 warn!("chat send to {addr} failed: {e}{}", held_note(held));
             }
-        }
+        });
     }
 
     fn drop_datagram(&mut self, reason: DropReason, from: SocketAddr, now: Instant) {
@@ -527,8 +519,7 @@ impl ChatServer {
         let socket = lock(&self.socket)
             .take()
             .ok_or_else(|| io::Error::other("chat server already served or stopped"))?;
-        let sender = SockRef::from(&socket);
-        let mut send = |data: &[u8], to: &SockAddr| sender.send_to(data, to);
+        let mut fanout = SocketFanout::new(&socket);
         let mut buf = vec![0u8; RECV_BUFFER];
         while !self.stop.load(Ordering::Relaxed) {
             let received = socket.recv_from(&mut buf);
@@ -536,7 +527,7 @@ impl ChatServer {
             let mut hub = lock(&self.hub);
             let notices_before = hub.notices.len();
             match received {
-                Ok((n, from)) => hub.handle(&buf[..n], from, now, &mut send),
+                Ok((n, from)) => hub.handle(&buf[..n], from, now, &mut fanout),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -620,12 +611,13 @@ impl ChatServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fanout::PerAddress;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
-    /// A hub and a log of what it sent: (payload, destination).
+    /// A hub and a log of what it sent: (payload, destination); sends to `fail_to` fail.
     struct Harness {
         hub: Hub,
         t0: Instant,
@@ -649,17 +641,16 @@ mod tests {
 
         fn recv(&mut self, ms: u64, from: u16, data: &[u8]) {
             let now = self.at(ms);
-            let sent = &mut self.sent;
-            let fail_to = self.fail_to;
-            let mut send = |buf: &[u8], to: &SockAddr| {
-                let to = to.as_socket().expect("ip address");
+            let (sent, fail_to) = (&mut self.sent, self.fail_to);
+            let send = |buf: &[u8], to: SocketAddr| {
                 if Some(to) == fail_to {
                     return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
                 }
                 sent.push((buf.to_vec(), to));
                 Ok(buf.len())
             };
-            self.hub.handle(data, addr(from), now, &mut send);
+            self.hub
+                .handle(data, addr(from), now, &mut PerAddress(send));
         }
 
         fn recipients(&mut self) -> Vec<u16> {

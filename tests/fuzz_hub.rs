@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use socket2::SockAddr;
+use udplab::fanout::PerAddress;
 use udplab::proto::{Words, UDP_MAX_PAYLOAD};
 use udplab::server::{DropReason, EventKind, Hub, ServerConfig, Stats};
 
@@ -334,8 +334,7 @@ fn run(config: ServerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 now += advance;
                 let from = addrs[from];
                 let mut tried: Vec<(SocketAddr, Vec<u8>, bool)> = Vec::new();
-                let mut send = |buf: &[u8], to: &SockAddr| -> io::Result<usize> {
-                    let to = to.as_socket().expect("an IP destination");
+                let send = |buf: &[u8], to: SocketAddr| -> io::Result<usize> {
                     let failed = addrs
                         .iter()
                         .position(|a| *a == to)
@@ -348,7 +347,7 @@ fn run(config: ServerConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 };
                 let before = hub.stats().clone();
-                hub.handle(&data, from, now, &mut send);
+                hub.handle(&data, from, now, &mut PerAddress(send));
                 let expected = model.handle(&data, from, now);
 
                 // A broadcast reaches exactly the live clients (less the sender without echo),
