@@ -411,3 +411,12 @@ def test_demo_runs_a_whole_chat_and_ends_by_itself() -> None:
     for needle in (" servicer chat ", " joined", " says b'hello", " user b'ACK", " expired after",
                    " left", "client got b'ackmsg'"):
         assert needle in log, needle
+
+
+def test_chatc_queue_is_bounded_and_drops_oldest(server: udplab.ChatS) -> None:
+    with udplab.ChatC("127.0.0.1", server.addr[1], queue=3) as c:
+        for i in range(5):
+            c.send(b"%d" % i)
+        wait_until(lambda: c.stats()["received"] == 5)
+        assert c.stats()["dropped"] == 2
+        assert [c.recv(timeout=1) for _ in range(3)] == [b"ACK2", b"ACK3", b"ACK4"]
