@@ -65,22 +65,15 @@ impl<'a> SocketFanout<'a> {
         }
     }
 
-    /// One `send_to` per address: the portable path, and how a failed batch entry is retried
-    /// to learn its error.
+    /// One `send_to` per address: the portable path.
     fn send_each(
         &self,
         payload: &[u8],
         to: &[SocketAddr],
         failed: &mut dyn FnMut(SocketAddr, io::Error),
     ) -> u64 {
-        let mut sent = 0;
-        for &addr in to {
-            match self.socket.send_to(payload, addr) {
-                Ok(_) => sent += 1,
-                Err(e) => failed(addr, e),
-            }
-        }
-        sent
+        PerAddress(|data: &[u8], addr| self.socket.send_to(data, addr))
+            .send_all(payload, to, failed)
     }
 }
 
