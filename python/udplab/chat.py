@@ -29,11 +29,16 @@ log = logging.getLogger("udplab.chat")
 _NOTICE_WAIT = 0.1
 
 _live: weakref.WeakSet[ChatS | ChatC] = weakref.WeakSet()
+#: Set once the interpreter is exiting and ``_stop_all`` has run.
+_exiting = threading.Event()
 
 
 def _stop_all() -> None:
     """Stop every running server and client before the interpreter joins threads at exit."""
-    for obj in list(_live):
+    _exiting.set()
+    # Servers first: a parting quit from a client that never joined would otherwise be logged
+    # (as an unknown quit) by a server of the same process while the program exits.
+    for obj in sorted(_live, key=lambda obj: isinstance(obj, ChatC)):
         obj.stop()
 
 
@@ -332,7 +337,15 @@ class ChatC:
         ``timeout`` seconds. Datagrams received before ``stop()`` can still be read after it."""
         if self._core is None:
             raise RuntimeError("ChatC is not running: call start() first")
-        return self._core.recv(timeout)
+        try:
+            return self._core.recv(timeout)
+        except OSError:
+            if _exiting.is_set() and threading.current_thread().daemon:
+                # Stopped by interpreter exit: a daemon thread is abandoned there, not woken,
+                # so keep blocking as a stdlib socket's recv would instead of printing a
+                # traceback while the program ends.
+                threading.Event().wait()
+            raise
 
     def stop(self) -> None:
         """Say quit to the server, stop both threads and close the port. Idempotent."""
