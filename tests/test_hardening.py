@@ -265,6 +265,26 @@ def test_running_chatc_mistakes_leave_it_working(
         assert c.recv(timeout=5) == b"ACKstill fine"
 
 
+def test_waits_too_long_for_a_clock_mean_forever(server: udplab.ChatS) -> None:
+    """1.8e19 s fits a Duration but not an Instant: it must wait (forever), not panic."""
+    with udplab.ChatC("127.0.0.1", server.addr[1]) as c:
+        c.hb(1.8e19)  # one heartbeat now, the next never
+        wait_until(lambda: c.addr in server.raddrs)
+        later = threading.Timer(0.1, c.send, (b"late",))
+        later.start()
+        assert c.recv(timeout=1.8e19) == b"ACKlate"
+        later.join()
+        assert any(t.name == "hb" for t in threading.enumerate())  # the hb thread lives
+        assert c.stats() == {"received": 1, "dropped": 0, "sent": 1, "heartbeats": 1,
+                             "errors": 0}
+    with bound() as s:
+        s.settimeout(1.8e19)
+        later = threading.Timer(0.1, s.sendto, (b"late", s.getsockname()))
+        later.start()
+        assert s.recv(16) == b"late"
+        later.join()
+
+
 def test_chatc_lifecycle_misuse() -> None:
     with udplab.ChatS("127.0.0.1", 0, 5) as s:
         c = udplab.ChatC("127.0.0.1", s.addr[1])
