@@ -476,6 +476,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct ChatServer {
     addr: SocketAddr,
     socket: Mutex<Option<std::net::UdpSocket>>,
+    /// A second handle on the same socket, kept so `stop` can wake a blocked receive.
+    waker: Mutex<Option<std::net::UdpSocket>>,
     hub: Mutex<Hub>,
     notices_ready: Condvar,
     stop: AtomicBool,
@@ -501,6 +503,7 @@ impl ChatServer {
         info!("chat server listening on {addr}");
         Ok(ChatServer {
             addr,
+            waker: Mutex::new(Some(socket.try_clone()?)),
             socket: Mutex::new(Some(socket)),
             hub: Mutex::new(Hub::new(config)),
             notices_ready: Condvar::new(),
@@ -521,13 +524,18 @@ impl ChatServer {
             .ok_or_else(|| io::Error::other("chat server already served or stopped"))?;
         let mut fanout = SocketFanout::new(&socket);
         let mut buf = vec![0u8; RECV_BUFFER];
-        while !self.stop.load(Ordering::Relaxed) {
-            let received = socket.recv_from(&mut buf);
+        loop {
+            let received = crate::socket::recv_from_raw(&socket, &mut buf);
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
             let now = Instant::now();
             let mut hub = lock(&self.hub);
             let notices_before = hub.notices.len();
             match received {
-                Ok((n, from)) => hub.handle(&buf[..n], from, now, &mut fanout),
+                Ok((n, Some(from))) => hub.handle(&buf[..n], from, now, &mut fanout),
+                // A wake-up without a sender: only `stop` does that, and the loop ends above.
+                Ok((_, None)) => hub.expire(now),
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -551,9 +559,15 @@ impl ChatServer {
         Ok(())
     }
 
-    /// Asks [`serve`](Self::serve) to return; it does within [`TICK`]. Idempotent.
+    /// Makes [`serve`](Self::serve) return at once (it frees the port as it does). Idempotent.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(waker) = lock(&self.waker).take() {
+            // Linux wakes a receive blocked on a shut-down UDP socket (and reports ENOTCONN
+            // for an unconnected one, which changes nothing); else serve() sees the flag
+            // within one TICK.
+            let _ = socket2::SockRef::from(&waker).shutdown(std::net::Shutdown::Both);
+        }
         // A server that never served still holds its socket: free the port now.
         lock(&self.socket).take();
         self.notices_ready.notify_all();

@@ -141,6 +141,24 @@ pub fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
 }
 
+/// Receives one datagram like `std::net::UdpSocket::recv_from`, but a receive woken by a
+/// `shutdown` of the socket (how [`UdpSocket::close`] and the chat server's `stop` wake a
+/// blocked thread) comes back as `Ok((0, None))`: std asserts on the address-less result and
+/// panics.
+pub fn recv_from_raw(
+    sock: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<SocketAddr>)> {
+    use nix::sys::socket::{recvfrom, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let (n, from) = recvfrom::<SockaddrStorage>(sock.as_raw_fd(), buf)?;
+    let addr = from.and_then(|a| match a.as_sockaddr_in() {
+        Some(v4) => Some(SocketAddr::V4((*v4).into())),
+        None => a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())),
+    });
+    Ok((n, addr))
+}
+
 /// Which OS timeout a waiting call uses.
 #[derive(Clone, Copy)]
 enum Direction {
@@ -311,7 +329,13 @@ impl UdpSocket {
         buf: &mut [u8],
         check: Check<'_>,
     ) -> io::Result<(usize, SocketAddr)> {
-        self.wait_for(Direction::Receive, check, |s| s.recv_from(buf))
+        self.wait_for(Direction::Receive, check, |s| {
+            match recv_from_raw(s, buf)? {
+                (n, Some(from)) => Ok((n, from)),
+                // Only a wake-up by `close` has no sender; the closing check turns it into EBADF.
+                (_, None) => Err(io::ErrorKind::Interrupted.into()),
+            }
+        })
     }
 
     /// Receives from the connected peer.

@@ -293,3 +293,26 @@ def test_sigint_interrupts_a_blocking_receive(method: str) -> None:
     finally:
         timer.cancel()
         s.close()
+
+
+@pytest.mark.parametrize("method", ["recv", "recvfrom"])
+def test_close_from_another_thread_wakes_a_blocked_receive(method: str) -> None:
+    """The blocked call fails with EBADF at once (no panic, no wait for a timeout)."""
+    s = bound(udplab)
+    s.settimeout(None)
+    outcome: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            getattr(s, method)(1024)
+        except BaseException as e:  # noqa: BLE001 - the exception is the result under test
+            outcome.append(e)
+
+    t = threading.Thread(target=receive)
+    t.start()
+    time.sleep(0.05)  # let it block; the outcome is the same if it has not yet
+    started = time.monotonic()
+    s.close()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - started < 0.5
+    assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.EBADF
