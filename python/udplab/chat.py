@@ -12,7 +12,7 @@ import math
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Union
+from typing import Any, Callable, Generic, TypeVar, Union
 
 from . import _core
 from ._logging import refresh_logging
@@ -28,7 +28,7 @@ log = logging.getLogger("udplab.chat")
 #: How long a callback thread waits for notices before it looks at ``stop()`` again.
 _NOTICE_WAIT = 0.1
 
-_live: weakref.WeakSet[ChatS | ChatC] = weakref.WeakSet()
+_live: weakref.WeakSet[_Background[Any]] = weakref.WeakSet()
 #: Set once the interpreter is exiting and ``_stop_all`` has run.
 _exiting = threading.Event()
 
@@ -132,7 +132,78 @@ def _dispatch(
             return
 
 
-class ChatS:
+_CoreT = TypeVar("_CoreT", _core.ChatServer, _core.ChatClient)
+_SelfT = TypeVar("_SelfT", bound="_Background[Any]")
+
+
+class _Background(Generic[_CoreT]):
+    """What ChatS and ChatC share: a Rust core driven by named threads, started and stopped
+    under a lock, stopped at interpreter exit and when garbage-collected."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._core: _CoreT | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopped = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        """Whether it has been started and not stopped."""
+        return self._core is not None and not self._stopped.is_set()
+
+    def _refuse_if_running(self) -> None:
+        if self.running:
+            name = type(self).__name__
+            raise RuntimeError(f"{name} is already running on {self.addr}; stop() it first")
+
+    @property
+    def addr(self) -> Address | None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _launch(
+        self, core: _CoreT, threads: list[threading.Thread], collect: Callable[[], object]
+    ) -> None:
+        """Start ``threads`` driving ``core``; ``collect`` stops them if this object is
+        garbage-collected while running. Call with the lock held."""
+        self._core = core
+        self._threads = threads
+        for t in threads:
+            t.start()
+        weakref.finalize(self, collect)
+        _live.add(self)
+
+    def _started_core(self) -> _CoreT:
+        if self._core is None:
+            raise RuntimeError(f"{type(self).__name__} has not been started")
+        return self._core
+
+    def stop(self) -> None:
+        """Stop the threads and close the port. Idempotent; returns once the threads ended."""
+        with self._lock:
+            core = self._core
+            if core is None or self._stopped.is_set():
+                return
+            self._stopped.set()  # before core.stop(): the threads read it
+            core.stop()
+            current = threading.current_thread()
+            for t in self._threads:
+                if t is not current:
+                    t.join()
+            _live.discard(self)
+
+    def __enter__(self: _SelfT) -> _SelfT:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ChatS(_Background[_core.ChatServer]):
     """The group chat server of the tutorial.
 
     ``ChatS(ip, port, inval)``: listen on ``(ip, port)`` (port 0 picks a free port) and drop
@@ -174,54 +245,29 @@ class ChatS:
             history=_count("history", history, 0),
         )
         self._callbacks = (on_join, on_message, on_leave)
-        self._lock = threading.Lock()
-        self._core: _core.ChatServer | None = None
-        self._threads: list[threading.Thread] = []
-        self._stopped = threading.Event()
+        super().__init__()
 
     def start(self) -> None:
         """Bind and start receiving on a background thread named ``servicer``."""
         with self._lock:
-            if self.running:
-                raise RuntimeError(f"ChatS is already running on {self.addr}; stop() it first")
+            self._refuse_if_running()
             refresh_logging()
             notify = any(cb is not None for cb in self._callbacks)
             core = _core.ChatServer(self._ip, self._port, self.inval, notify=notify,
                                     **self._options)
-            self._core = core
-            self._stopped = threading.Event()
-            self._threads = [threading.Thread(target=_serve, args=(core, self._stopped),
-                                             name="servicer")]
+            stopped = self._stopped = threading.Event()
+            threads = [threading.Thread(target=_serve, args=(core, stopped), name="servicer")]
             if notify:
-                self._threads.append(threading.Thread(
-                    target=_dispatch, args=(core, self._stopped, *self._callbacks),
-                    name="callbacks"))
-            for t in self._threads:
-                t.start()
+                threads.append(threading.Thread(
+                    target=_dispatch, args=(core, stopped, *self._callbacks), name="callbacks"))
             # Garbage-collected while running: stop the core and end the callbacks thread too
             # (it runs until the event is set; the core alone would leave it spinning).
-            weakref.finalize(self, _halt, core, self._stopped)
-            _live.add(self)
+            self._launch(core, threads, lambda: _halt(core, stopped))
 
     def stop(self) -> None:
         """Stop receiving, free the port and forget the clients. Idempotent; returns once the
-        threads have ended (within about 0.1 s)."""
-        with self._lock:
-            core = self._core
-            if core is None or self._stopped.is_set():
-                return
-            self._stopped.set()  # before core.stop(): _serve reads it
-            core.stop()
-            current = threading.current_thread()
-            for t in self._threads:
-                if t is not current:
-                    t.join()
-            _live.discard(self)
-
-    @property
-    def running(self) -> bool:
-        """Whether the server has been started and not stopped."""
-        return self._core is not None and not self._stopped.is_set()
+        threads have ended."""
+        super().stop()
 
     @property
     def addr(self) -> Address:
@@ -238,29 +284,19 @@ class ChatS:
         ``expiries``, ``send_errors``, ``recv_errors``, ``notices_dropped``, ``clients`` and
         ``dropped`` (a dict by reason). ``received`` always equals ``heartbeats + quits +
         messages + sum(dropped.values())``. Kept after ``stop()``."""
-        if self._core is None:
-            raise RuntimeError("ChatS has not been started")
-        return self._core.stats()
+        return self._started_core().stats()
 
     def events(self) -> list[tuple[float, str, Address]]:
         """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
         ``join``, ``heartbeat``, ``message``, ``quit``, ``expire``. Kept after ``stop()``."""
         return self._core.events() if self._core is not None else []
 
-    def __enter__(self) -> ChatS:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<udplab.ChatS {state} addr={self.addr!r} inval={self.inval}>"
 
 
-class ChatC:
+class ChatC(_Background[_core.ChatClient]):
     """The group chat client of the tutorial.
 
     ``ChatC(rip, rport)``: talk to the server at ``(rip, rport)`` from an ephemeral local port.
@@ -287,10 +323,7 @@ class ChatC:
             heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit),
             queue=_count("queue", queue, 1),
         )
-        self._lock = threading.Lock()
-        self._core: _core.ChatClient | None = None
-        self._threads: list[threading.Thread] = []
-        self._stopped = threading.Event()
+        super().__init__()
 
     def _running_core(self) -> _core.ChatClient:
         if self._core is None or self._stopped.is_set():
@@ -301,17 +334,12 @@ class ChatC:
         """Open an ephemeral local port and start receiving (and heartbeating, if ``interval``
         was given) on background threads."""
         with self._lock:
-            if self.running:
-                raise RuntimeError(f"ChatC is already running on {self.addr}; stop() it first")
+            self._refuse_if_running()
             refresh_logging()
             core = _core.ChatClient(self._rip, self._rport, **self._options)
-            self._core = core
             self._stopped = threading.Event()
-            user = threading.Thread(target=core.receive_loop, name="user")
-            self._threads = [user]
-            user.start()
-            weakref.finalize(self, core.stop)
-            _live.add(self)
+            self._launch(core, [threading.Thread(target=core.receive_loop, name="user")],
+                         core.stop)
         if self.interval is not None:
             self.hb(self.interval)
 
@@ -349,29 +377,12 @@ class ChatC:
 
     def stop(self) -> None:
         """Say quit to the server, stop both threads and close the port. Idempotent."""
-        with self._lock:
-            core = self._core
-            if core is None or self._stopped.is_set():
-                return
-            core.stop()
-            self._stopped.set()
-            current = threading.current_thread()
-            for t in self._threads:
-                if t is not current:
-                    t.join()
-            _live.discard(self)
+        super().stop()
 
     def stats(self) -> dict[str, int]:
         """Counters: ``received``, ``dropped`` (queue overflow), ``sent``, ``heartbeats``,
         ``errors``."""
-        if self._core is None:
-            raise RuntimeError("ChatC has not been started")
-        return self._core.stats()
-
-    @property
-    def running(self) -> bool:
-        """Whether the client has been started and not stopped."""
-        return self._core is not None and not self._stopped.is_set()
+        return self._started_core().stats()
 
     @property
     def addr(self) -> Address | None:
@@ -382,14 +393,6 @@ class ChatC:
     def raddr(self) -> Address:
         """The server's address."""
         return self._core.raddr if self._core is not None else (self._rip, self._rport)
-
-    def __enter__(self) -> ChatC:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
