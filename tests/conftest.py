@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import udplab
@@ -18,6 +18,12 @@ def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(step)
+
+
+def accounted(stats: dict[str, Any]) -> bool:
+    """Whether every received datagram is counted exactly once (the server's invariant)."""
+    handled = stats["heartbeats"] + stats["quits"] + stats["messages"]
+    return bool(stats["received"] == handled + sum(stats["dropped"].values()))
 
 
 def ipv6_available() -> bool:
@@ -38,3 +44,33 @@ def server() -> Iterator[udplab.ChatS]:
         yield s
     finally:
         s.stop()
+
+
+class Raw:
+    """A chat client made of a plain stdlib socket, to send exactly the bytes under test."""
+
+    def __init__(self, server: udplab.ChatS, family: int = socket.AF_INET) -> None:
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((server.addr[0], 0))
+        self.sock.settimeout(5)
+        self.server_addr = server.addr
+        self.addr = self.sock.getsockname()
+
+    def say(self, data: bytes) -> None:
+        self.sock.sendto(data, self.server_addr)
+
+    def hear(self) -> bytes:
+        return self.sock.recv(65536)
+
+    def hears_nothing(self, within: float = 0.15) -> bool:
+        self.sock.settimeout(within)
+        try:
+            self.sock.recv(65536)
+            return False
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(5)
+
+    def close(self) -> None:
+        self.sock.close()

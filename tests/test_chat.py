@@ -12,37 +12,7 @@ from typing import Any
 import pytest
 import tutorial_chat
 import udplab
-from conftest import wait_until
-
-
-class Raw:
-    """A chat client made of a plain stdlib socket, to control every datagram."""
-
-    def __init__(self, server: udplab.ChatS) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(5)
-        self.server_addr = server.addr
-        self.addr = self.sock.getsockname()
-
-    def say(self, data: bytes) -> None:
-        self.sock.sendto(data, self.server_addr)
-
-    def hear(self) -> bytes:
-        return self.sock.recv(65536)
-
-    def hears_nothing(self, within: float = 0.2) -> bool:
-        self.sock.settimeout(within)
-        try:
-            self.sock.recv(65536)
-            return False
-        except TimeoutError:
-            return True
-        finally:
-            self.sock.settimeout(5)
-
-    def close(self) -> None:
-        self.sock.close()
+from conftest import Raw, accounted, wait_until
 
 
 @pytest.fixture
@@ -60,13 +30,6 @@ def join(server: udplab.ChatS, raws: list[Raw], n: int) -> list[Raw]:
         r.say(b"HB")
     wait_until(lambda: all(r.addr in server.raddrs for r in new))
     return new
-
-
-def accounted(stats: dict[str, Any]) -> bool:
-    dropped = sum(stats["dropped"].values())
-    return bool(
-        stats["received"] == stats["heartbeats"] + stats["quits"] + stats["messages"] + dropped
-    )
 
 
 def test_join_by_heartbeat(server: udplab.ChatS, raws: list[Raw]) -> None:

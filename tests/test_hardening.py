@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 import udplab
-from conftest import wait_until
+from conftest import Raw, accounted, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 INF, NAN = float("inf"), float("nan")
@@ -346,33 +346,6 @@ def test_busy_port_is_eaddrinuse_and_leaves_nothing_running() -> None:
 # --- hostile datagrams -------------------------------------------------------------------------
 
 
-class Raw:
-    """A client made of a stdlib socket, to send exactly the bytes under test."""
-
-    def __init__(self, server: udplab.ChatS, family: int = socket.AF_INET) -> None:
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind((server.addr[0], 0))
-        self.sock.settimeout(5)
-        self.server_addr = server.addr
-        self.addr = self.sock.getsockname()
-
-    def say(self, data: bytes) -> None:
-        self.sock.sendto(data, self.server_addr)
-
-    def hear(self) -> bytes:
-        return self.sock.recv(65536)
-
-    def hears_nothing(self, within: float = 0.15) -> bool:
-        self.sock.settimeout(within)
-        try:
-            self.sock.recv(65536)
-            return False
-        except TimeoutError:
-            return True
-        finally:
-            self.sock.settimeout(5)
-
-
 @pytest.fixture
 def raw() -> Iterator[Callable[[udplab.ChatS], Raw]]:
     made: list[Raw] = []
@@ -384,12 +357,6 @@ def raw() -> Iterator[Callable[[udplab.ChatS], Raw]]:
     yield make
     for r in made:
         r.sock.close()
-
-
-def accounted(stats: dict[str, Any]) -> bool:
-    dropped = sum(stats["dropped"].values())
-    handled = stats["heartbeats"] + stats["quits"] + stats["messages"] + dropped
-    return bool(stats["received"] == handled)
 
 
 # (id, datagram, what the server does with it). "relay" means broadcast unchanged after b"ACK".

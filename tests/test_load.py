@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 import pytest
+from conftest import accounted
 
 SCALE = max(1, int(os.environ.get("UDPLAB_LOAD_SCALE", "1")))
 LO = "127.0.0.1"
@@ -36,11 +37,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what} after {timeout} s")
         time.sleep(0.0005)
-
-
-def accounted(stats: dict[str, Any]) -> bool:
-    handled = stats["heartbeats"] + stats["quits"] + stats["messages"]
-    return bool(stats["received"] == handled + sum(stats["dropped"].values()))
 
 
 def kernel_drops(port: int) -> int:
