@@ -1,7 +1,9 @@
 //! The Python extension module `udplab._core`: the one place where a Python call crosses into
-//! Rust (this file: conversions and errors; `socket.rs` and `chat.rs`: the classes). It converts arguments, releases the GIL around every call that can wait, and maps
-//! errors; everything else lives in the core modules.
+//! Rust. It converts arguments, releases the GIL around every call that can wait, and maps
+//! errors; everything else lives in the core modules. This file holds the conversions and the
+//! error mapping; `socket.rs` and `chat.rs` hold the classes.
 
+use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -85,24 +87,9 @@ pub(crate) fn blocking<T: Send>(
 
 /// Bytes-like data: borrowed from an immutable `bytes`, copied from anything else with the
 /// buffer protocol (it may change while the GIL is released).
-pub(crate) enum Data<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
-impl std::ops::Deref for Data<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Data::Borrowed(b) => b,
-            Data::Owned(v) => v,
-        }
-    }
-}
-
-pub(crate) fn data<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Data<'a>> {
+pub(crate) fn data<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Data::Borrowed(b.as_bytes()));
+        return Ok(Cow::Borrowed(b.as_bytes()));
     }
     if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
@@ -110,7 +97,7 @@ pub(crate) fn data<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Data<'a>> {
         ));
     }
     match PyBuffer::<u8>::get(obj) {
-        Ok(buffer) => Ok(Data::Owned(buffer.to_vec(obj.py())?)),
+        Ok(buffer) => Ok(Cow::Owned(buffer.to_vec(obj.py())?)),
         Err(_) => Err(PyTypeError::new_err(format!(
             "a bytes-like object is required, not '{}'",
             obj.get_type().name()?
