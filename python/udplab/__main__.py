@@ -67,8 +67,13 @@ def group_chat(inval: float) -> None:
             wait_until("bob to leave", lambda: bob.addr not in server.raddrs, 5)
             alice.send(b"anyone here?")
             alice.recv(timeout=5)
+            log.info("carol comes back just to say quit, but the server had already dropped her")
+            carol.stop()
+            wait_until("carol's quit", lambda: server.stats()["dropped"]["unknown_quit"] == 1, 5)
             stats = server.stats()
-            log.info("server stats: %s", {k: v for k, v in stats.items() if v})
+            dropped = {k: v for k, v in stats.pop("dropped").items() if v}
+            log.info("server stats: %s, dropped: %s", {k: v for k, v in stats.items() if v},
+                     dropped)
         finally:
             for c in clients:
                 c.stop()
