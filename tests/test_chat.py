@@ -383,3 +383,47 @@ def test_chatc_queue_is_bounded_and_drops_oldest(server: udplab.ChatS) -> None:
         wait_until(lambda: c.stats()["received"] == 5)
         assert c.stats()["dropped"] == 2
         assert [c.recv(timeout=1) for _ in range(3)] == [b"ACK2", b"ACK3", b"ACK4"]
+
+
+@pytest.mark.parametrize("spin", [0, 0.0002, 0.05])
+def test_spin_after_broadcast_keeps_every_message_and_order(raws: list[Raw], spin: float) -> None:
+    with udplab.ChatS("127.0.0.1", 0, 5, spin=spin) as s:
+        a, b = join(s, raws, 2)
+        for i in range(20):
+            a.say(b"m%d" % i)
+            if i % 3 == 0:
+                a.say(b"HB")  # heartbeats in between, while the server polls
+        assert [b.hear() for _ in range(20)] == [b"ACKm%d" % i for i in range(20)]
+        started = time.monotonic()
+    assert time.monotonic() - started < 0.5  # stop() is prompt while polling too
+
+
+def test_spin_is_validated() -> None:
+    for bad, error in ((-1, ValueError), (2, ValueError), ("0.1", TypeError)):
+        with pytest.raises(error, match="spin"):
+            udplab.ChatS("127.0.0.1", 0, 5, spin=bad)  # type: ignore[arg-type]
+
+
+def test_heartbeats_do_not_start_the_polling(raws: list[Raw]) -> None:
+    """Only a broadcast makes the server poll: with heartbeats alone it sleeps."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    with udplab.ChatS("127.0.0.1", 0, 5, spin=0.05) as s:  # 50 ms of polling per broadcast
+        (a,) = join(s, raws, 1)
+        before = cpu()
+        for _ in range(20):  # paced, so polling after each would burn ~all of 0.2 s
+            a.say(b"HB")
+            time.sleep(0.01)
+        idle = cpu() - before
+        before = cpu()
+        for _ in range(20):
+            a.say(b"talk")
+            assert a.hear() == b"ACKtalk"
+            time.sleep(0.01)
+        talking = cpu() - before
+    assert idle < 0.05, f"{idle:.3f} CPU s in ~0.2 s of heartbeats"
+    assert talking > idle  # the polling is real after broadcasts

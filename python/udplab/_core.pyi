@@ -100,6 +100,7 @@ class ChatServer:
         rcvbuf: int | None = 4194304,
         history: int = 4096,
         notify: bool = False,
+        spin: float = 0.0002,
     ) -> Self: ...
     @property
     def addr(self) -> _Address: ...

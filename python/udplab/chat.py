@@ -57,6 +57,15 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _spin(value: object) -> float:
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    seconds = _seconds("spin", value)
+    if seconds > 1:
+        raise ValueError(f"spin must be at most 1 second, got {value!r}")
+    return seconds
+
+
 def _port(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -211,6 +220,15 @@ class ChatS(_Background[_core.ChatServer]):
     (optionally followed by ``\\n`` or ``\\r\\n``) only refreshes its sender; the quit word
     removes it; anything else is sent as ``prefix + payload`` to every live client, the sender
     included unless ``echo=False``.
+
+    Keyword options: ``heartbeat``, ``quit``, ``prefix`` (the wire words); ``echo``;
+    ``max_clients`` (new addresses past it are refused) and ``max_payload`` (longer messages are
+    dropped), which bound what one datagram can make the server send; ``rcvbuf`` (the kernel
+    receive buffer to ask for, ``None`` for the system default); ``history`` (events kept for
+    ``events()``); ``spin`` (seconds to keep polling after a broadcast before sleeping, 0 to
+    never poll: it saves the next message a scheduler wake-up); ``on_join(addr)``,
+    ``on_message(addr, payload)``, ``on_leave(addr, "quit" | "expire")`` (callbacks, run on a
+    thread of their own; an exception is logged and the server goes on).
     """
 
     def __init__(
@@ -227,6 +245,7 @@ class ChatS(_Background[_core.ChatServer]):
         max_payload: int = 65_507,
         rcvbuf: int | None = 4 << 20,
         history: int = 4096,
+        spin: float = 0.0002,
         on_join: Callable[[Address], object] | None = None,
         on_message: Callable[[Address, bytes], object] | None = None,
         on_leave: Callable[[Address, str], object] | None = None,
@@ -243,6 +262,7 @@ class ChatS(_Background[_core.ChatServer]):
             max_payload=_count("max_payload", max_payload, 1),
             rcvbuf=None if rcvbuf is None else _count("rcvbuf", rcvbuf, 0, 2**31 - 1),  # a C int
             history=_count("history", history, 0),
+            spin=_spin(spin),
         )
         self._callbacks = (on_join, on_message, on_leave)
         super().__init__()

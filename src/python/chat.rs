@@ -98,9 +98,10 @@ impl PyChatServer {
     #[pyo3(signature = (
         ip, port, inval, *, heartbeat, quit, prefix, echo = true,
         max_clients = DEFAULT_MAX_CLIENTS, max_payload = UDP_MAX_PAYLOAD,
-        rcvbuf = Some(DEFAULT_RCVBUF), history = DEFAULT_HISTORY, notify = false
+        rcvbuf = Some(DEFAULT_RCVBUF), history = DEFAULT_HISTORY, notify = false, spin = 0.0002
     ), text_signature = "(ip, port, inval, *, heartbeat, quit, prefix, echo=True, \
-        max_clients=10000, max_payload=65507, rcvbuf=4194304, history=4096, notify=False)")]
+        max_clients=10000, max_payload=65507, rcvbuf=4194304, history=4096, notify=False, \
+        spin=0.0002)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -116,6 +117,7 @@ impl PyChatServer {
         rcvbuf: Option<usize>,
         history: usize,
         notify: bool,
+        spin: f64,
     ) -> PyResult<Self> {
         let mut config = ServerConfig::new(seconds("inval", inval)?);
         config.words = words(heartbeat, quit)?;
@@ -126,6 +128,10 @@ impl PyChatServer {
         config.rcvbuf = rcvbuf;
         config.history = history;
         config.notify = notify;
+        config.spin = match spin {
+            0.0 => Duration::ZERO,
+            s => seconds("spin", s)?,
+        };
         config
             .validate()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
