@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use crate::proto::{BytesRepr, Words};
-use crate::socket::{closed_error, timed_out, Check, Family, UdpSocket, WAIT_SLICE};
+use crate::socket::{closed_error, deadline, next_wait, Check, Family, UdpSocket, WAIT_SLICE};
 
 /// Datagrams kept for [`ChatClient::recv`] before the oldest are dropped.
 pub const DEFAULT_QUEUE: usize = 1024;
@@ -237,8 +237,7 @@ impl ChatClient {
     /// `check` every slice. Datagrams received before [`stop`](Self::stop) are still returned
     /// after it; then the error is `EBADF`.
     pub fn recv(&self, timeout: Option<Duration>, check: Check<'_>) -> io::Result<Vec<u8>> {
-        // A timeout too long for `Instant` waits forever, as `None` does.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = deadline(timeout);
         let mut inbox = lock(&self.inbox);
         loop {
             if let Some(data) = inbox.pop_front() {
@@ -247,16 +246,7 @@ impl ChatClient {
             if self.is_stopped() {
                 return Err(closed_error());
             }
-            let wait = match deadline {
-                None => WAIT_SLICE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(timed_out());
-                    }
-                    left.min(WAIT_SLICE)
-                }
-            };
+            let wait = next_wait(deadline)?;
             inbox = self
                 .arrived
                 .wait_timeout(inbox, wait)

@@ -159,6 +159,25 @@ pub fn recv_from_raw(
     Ok((n, addr))
 }
 
+/// When a wait of `timeout` from now ends: `None` (never) without a timeout, or for one past
+/// what `Instant` can hold.
+pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// How long to wait next: what is left until `deadline`, at most one [`WAIT_SLICE`]; the
+/// [`timed_out`] error once it has passed.
+pub fn next_wait(deadline: Option<Instant>) -> io::Result<Duration> {
+    let Some(d) = deadline else {
+        return Ok(WAIT_SLICE);
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    Ok(left.min(WAIT_SLICE))
+}
+
 /// Which OS timeout a waiting call uses.
 #[derive(Clone, Copy)]
 enum Direction {
@@ -379,21 +398,12 @@ impl UdpSocket {
                 op(s)
             });
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         loop {
             let outcome = self.with(|s| {
                 self.set_os_nonblocking(s, false)?;
-                let slice = match deadline {
-                    None => WAIT_SLICE,
-                    Some(d) => {
-                        let left = d.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            return Err(timed_out());
-                        }
-                        // SO_RCVTIMEO of zero would mean "forever".
-                        left.clamp(Duration::from_micros(1), WAIT_SLICE)
-                    }
-                };
+                // SO_RCVTIMEO of zero would mean "forever".
+                let slice = next_wait(deadline)?.max(Duration::from_micros(1));
                 self.set_os_timeout(s, direction, slice)?;
                 let result = op(s);
                 if self.closing.load(Ordering::Relaxed) {

@@ -316,3 +316,17 @@ def test_close_from_another_thread_wakes_a_blocked_receive(method: str) -> None:
     t.join(5)
     assert not t.is_alive() and time.monotonic() - started < 0.5
     assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.EBADF
+
+
+@pytest.mark.parametrize("seconds", [1e18, 1.5e19])
+def test_a_timeout_past_the_clocks_range_waits_like_none(seconds: float) -> None:
+    s = bound(udplab)
+    s.settimeout(seconds)
+    closer = threading.Timer(0.2, s.close)
+    closer.start()
+    try:
+        with pytest.raises(OSError) as info:  # woken by close(), not a panic or a timeout
+            s.recv(16)
+        assert info.value.errno == errno.EBADF
+    finally:
+        closer.cancel()
