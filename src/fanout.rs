@@ -287,11 +287,17 @@ mod tests {
         std::net::UdpSocket::bind("127.0.0.1:0").unwrap()
     }
 
+    /// `n` bound receivers and their addresses.
+    fn receivers(n: usize) -> (Vec<std::net::UdpSocket>, Vec<SocketAddr>) {
+        let socks: Vec<_> = (0..n).map(|_| bound()).collect();
+        let addrs = socks.iter().map(|r| r.local_addr().unwrap()).collect();
+        (socks, addrs)
+    }
+
     #[test]
     fn every_address_gets_the_payload_once() {
         let sender = bound();
-        let receivers: Vec<_> = (0..(BATCH * 2 + 3)).map(|_| bound()).collect();
-        let to: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
+        let (receivers, to) = receivers(BATCH * 2 + 3);
         let mut fanout = SocketFanout::new(&sender);
         let mut failures = 0;
         let sent = fanout.send_all(b"ACKhi", &to, &mut |_, _| failures += 1);
@@ -309,8 +315,7 @@ mod tests {
     #[test]
     fn a_failing_address_is_reported_and_the_rest_still_sent() {
         let sender = bound();
-        let good: Vec<_> = (0..5).map(|_| bound()).collect();
-        let mut to: Vec<SocketAddr> = good.iter().map(|r| r.local_addr().unwrap()).collect();
+        let (good, mut to) = receivers(5);
         // An IPv6 destination cannot be reached from an IPv4 socket: the kernel refuses it.
         to.insert(2, "[::1]:9".parse().unwrap());
         let mut fanout = SocketFanout::new(&sender);
@@ -339,8 +344,7 @@ mod tests {
     #[test]
     fn a_refused_datagram_is_retried_with_fragments_allowed_and_dont_fragment_comes_back() {
         let sender = bound();
-        let receivers: Vec<_> = (0..3).map(|_| bound()).collect();
-        let to: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
+        let (receivers, to) = receivers(3);
         let mut fanout = SocketFanout::new(&sender);
         // Over UDP's 65,507-byte limit: EMSGSIZE with or without DF, so the retry runs and
         // fails too, and each address is reported once.
@@ -406,8 +410,7 @@ mod tests {
     #[ignore = "run by datagrams_larger_than_the_path_mtu_are_sent_fragmented in a namespace"]
     fn larger_than_the_mtu_in_namespace() {
         let sender = bound();
-        let receivers: Vec<_> = (0..3).map(|_| bound()).collect();
-        let to: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
+        let (receivers, to) = receivers(3);
         let mut fanout = SocketFanout::new(&sender);
         let big = vec![7u8; 2000];
         // DF alone refuses it here: the fallback is what gets it through.
