@@ -7,13 +7,16 @@
 //! - [`peers`]: the table of chat clients ordered by last-seen time, where clients expire;
 //! - [`server`]: the chat server, where every datagram is received and handled;
 //! - [`fanout`]: how one broadcast reaches every client (batched where the system allows);
-//! - [`client`]: the chat client with its heartbeat.
+//! - [`client`]: the chat client with its heartbeat;
+//! - [`link`]: a relay that loses, duplicates, reorders, corrupts, delays and rate-limits
+//!   datagrams, the same way for the same seed.
 //!
 //! The Python extension module `udplab._core` lives in one private module, `python`, which only
 //! converts types, releases the GIL around blocking calls and maps errors.
 
 pub mod client;
 pub mod fanout;
+pub mod link;
 pub mod peers;
 pub mod proto;
 pub mod server;
