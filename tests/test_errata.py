@@ -1,0 +1,95 @@
+"""The errata table of the notes' mistakes (``notebooks/README.md``) and the notebooks agree.
+
+The notebooks cite the notes' mistakes by number ("mistake 4"). The table gives each number the
+notebook and the heading of the section that shows it. Here: the numbers run 1..N in the order a
+reader of the notebooks meets them, every number cited anywhere is in the table, and each row's
+notebook has that heading with the mistake cited in its section.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+#: A row of the table: | number | ... | `notebook.ipynb`, *heading* |
+ROW = re.compile(r"^\|\s*(\d+)\s*\|.*\|\s*`([\w.]+\.ipynb)`, \*(.+)\*\s*\|\s*$")
+CITE = re.compile(r"\b[Mm]istakes? (\d+)\b")
+HEADING = re.compile(r"^(#+)\s+(.*?)\s*$")
+
+
+def table(readme: Path) -> dict[int, tuple[str, str]]:
+    """{mistake number: (notebook file name, heading)} from the errata table of ``readme``."""
+    rows: dict[int, tuple[str, str]] = {}
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        match = ROW.match(line)
+        if match:
+            number = int(match.group(1))
+            assert number not in rows, f"{readme.name}: mistake {number} has two rows"
+            rows[number] = (match.group(2), match.group(3))
+    return rows
+
+
+def sections(path: Path) -> list[tuple[str, str]]:
+    """(heading, text) for every markdown heading of a notebook; the text runs until the next
+    heading of the same or a higher level, across cells, code cells included."""
+    lines: list[tuple[int, str]] = []  # (heading level or 0, text)
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "markdown":
+            lines.append((0, cell.source))  # code counts as text, never as a heading
+            continue
+        for line in cell.source.splitlines():
+            match = HEADING.match(line)
+            lines.append((len(match.group(1)), match.group(2)) if match else (0, line))
+    result = []
+    for start, (level, heading) in enumerate(lines):
+        if level:
+            end = next(
+                (i for i in range(start + 1, len(lines)) if 0 < lines[i][0] <= level), len(lines)
+            )
+            result.append((heading, "\n".join(text for _, text in lines[start:end])))
+    return result
+
+
+def citations(path: Path) -> list[int]:
+    """Every mistake number a notebook cites, in reading order (markdown and code)."""
+    cells = nbformat.read(path, as_version=4).cells
+    return [int(n) for cell in cells for n in CITE.findall(cell.source)]
+
+
+def test_the_table_numbers_the_mistakes_in_reading_order() -> None:
+    rows = table(NOTEBOOKS / "README.md")
+    assert sorted(rows) == list(range(1, len(rows) + 1)) and len(rows) == 15, sorted(rows)
+    first_seen: list[int] = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for number in citations(path):
+            assert number in rows, f"{path.name} cites mistake {number}, which the table lacks"
+            if number not in first_seen:
+                first_seen.append(number)
+    assert first_seen == sorted(rows), f"the notebooks show the mistakes in the order {first_seen}"
+
+
+@pytest.mark.parametrize("number", range(1, 16))
+def test_each_row_points_at_a_section_that_shows_the_mistake(number: int) -> None:
+    notebook, heading = table(NOTEBOOKS / "README.md")[number]
+    path = NOTEBOOKS / notebook
+    assert path.is_file(), f"mistake {number}: no notebook {notebook}"
+    texts = [text for title, text in sections(path) if title == heading]
+    assert texts, f"mistake {number}: {notebook} has no heading {heading!r}"
+    assert number in [int(n) for n in CITE.findall(texts[0])], (
+        f"mistake {number}: the section {heading!r} of {notebook} does not show it"
+    )
+
+
+def test_docs_and_tests_cite_only_mistakes_in_the_table() -> None:
+    rows = table(NOTEBOOKS / "README.md")
+    files = [ROOT / name for name in ("README.md", "RELIABILITY.md", "BENCHMARKS.md")]
+    files += sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "python").rglob("*.py"))
+    for path in files:
+        for number in CITE.findall(path.read_text(encoding="utf-8")):
+            assert int(number) in rows, f"{path.relative_to(ROOT)} cites mistake {number}"
