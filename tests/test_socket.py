@@ -254,7 +254,7 @@ def test_tutorial_server_and_client_run_on_udplab() -> None:
 
     servicer = socket.socket(type=socket.SOCK_DGRAM)
     servicer.bind(("127.0.0.1", 0))
-    addr = servicer.getsockname()  # the client uses the server's real port (mistake 2)
+    addr = servicer.getsockname()  # the client uses the server's real port (mistake 3)
 
     def serve() -> None:
         data, raddr = servicer.recvfrom(1024)

@@ -4,16 +4,16 @@ This is the reference udplab must stay wire-compatible with, and contender 2 of 
 benchmark (benches/run.py). It keeps the notes' API and thread names (``servicer``, ``user``,
 ``hb``) and uses nothing but the standard library.
 
-What changed against the notes (numbers from shared/TUTORIAL.md):
+What changed against the notes (mistake numbers from the errata table in notebooks/README.md):
 
-* payloads are compared with bytes, and the heartbeat word is ``b"HB"`` on both sides (3, 12);
+* payloads are compared with bytes, and the heartbeat word is ``b"HB"`` on both sides (5, 12);
   a trailing ``\\n`` or ``\\r\\n`` is allowed, as netcat sends one;
-* ``quit`` from an unknown client is ignored instead of killing the thread with KeyError (4);
-* expiry uses the monotonic clock; ``raddrs`` still reports wall-clock times (8);
-* silent clients expire on a timer as well, not only when somebody talks (7);
-* ``stop()`` wakes the blocked receive thread, which then ends cleanly and is joined (6, 13);
+* ``quit`` from an unknown client is ignored instead of killing the thread with KeyError (6);
+* expiry uses the monotonic clock; ``raddrs`` still reports wall-clock times (15);
+* silent clients expire on a timer as well, not only when somebody talks (14);
+* ``stop()`` wakes the blocked receive thread, which then ends cleanly and is joined (7, 13);
 * the client binds an ephemeral port, never the server's address (10), and says ``quit`` (13);
-* datagrams are received with a 64 KiB buffer, so none is truncated (15).
+* datagrams are received with a 64 KiB buffer, so none is truncated (2).
 
 The receive path is kept lean because it is benchmarked: the socket stays blocking with no
 timeout (in CPython a timeout makes every ``sendto`` and ``recvfrom`` poll() first), so stop()
