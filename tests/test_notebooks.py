@@ -40,6 +40,28 @@ KERNEL_NAME = "udplab-notebook-test"
 #: errors logged by udplab, warnings.
 FORBIDDEN = ("Traceback (most recent call last)", "Exception in thread", "Warning:")
 
+#: Output that must come in this order within one cell, because the events happen in this order:
+#: {notebook: [(a line of the cell's code, [texts in the order they must appear])]}. Log lines
+#: and print() share standard output in the notebooks; with two streams, Jupyter interleaves
+#: them by when each stream is flushed, not by when each line was written.
+ORDER = {
+    "03_group_chat.ipynb": [
+        ('for datagram in (b"HB", b"HB\\n", b"hello"):',
+         ["listening", "b'HB'", "(no answer)", "b'hello'", "-> b'ACKhello'", "stopped",
+          "heartbeats:"]),
+        ('print("before stop:", list(server.raddrs))',
+         ["joined", "before stop:", "left", "stopped", "after stop:"]),
+    ],
+    # What a run measured is said after it is measured, from the numbers (not fixed prose).
+    "05_udp_vs_tcp.ipynb": [
+        ("N = 20_000", ["UDP:", "TCP:", "**In this run**", "UDP's sender went at"]),
+        ("exchange = {", ["UDP:", "TCP:", "**In this run** one"]),
+    ],
+}
+
+#: Where the sample answers to the exercises are kept (the check cells say so when they use one).
+SAMPLES = "answers.py"
+
 #: Threads the notebooks start (udplab's named threads and the notebooks' own helpers).
 OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver"}
 
@@ -77,7 +99,12 @@ def test_committed_clean(path: Path) -> None:
     assert SECTIONS[path.name] in first.source, "the title carries the notes' Chinese heading"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Exercise" in markdown
-    assert any(c.source.startswith("# Check") for c in nb.cells if c.cell_type == "code")
+    checks = [i for i, c in enumerate(nb.cells) if c.source.startswith("# Check")]
+    assert len(checks) == 1 and nb.cells[checks[0]].cell_type == "code"
+    # The learner meets an empty answer first: the cell above the check only raises.
+    answer = nb.cells[checks[0] - 1]
+    assert answer.cell_type == "code" and "raise NotImplementedError" in answer.source
+    assert "answers.yours_or_sample(" in nb.cells[checks[0]].source
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +133,8 @@ def _outputs_text(cell: nbformat.NotebookNode) -> str:
             parts.append(out.text)
         elif out.output_type == "error":
             parts.append("\n".join(out.traceback))
+        elif "text/markdown" in out.get("data", {}):
+            parts.append(out.data["text/markdown"])
         elif "text/plain" in out.get("data", {}):
             parts.append(out.data["text/plain"])
     return "".join(parts)
@@ -120,7 +149,22 @@ def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: 
         text = _outputs_text(cell)
         for bad in FORBIDDEN:
             assert bad not in text, f"{name} run {run}, cell {index} printed {bad!r}:\n{text}"
+        streams = {out.name for out in cell.get("outputs", []) if out.output_type == "stream"}
+        assert streams <= {"stdout"}, f"{name} cell {index} wrote to {streams}:\n{text}"
+        if cell.source.startswith("# Check"):
+            assert SAMPLES in text, f"{name}: the check should say it used {SAMPLES}:\n{text}"
+    for line, expected in ORDER.get(name, []):
+        [cell] = [c for c in nb.cells if line in c.source]
+        _assert_in_order(_outputs_text(cell), expected, f"{name} run {run}")
     return elapsed
+
+
+def _assert_in_order(text: str, expected: list[str], where: str) -> None:
+    position = 0
+    for part in expected:
+        found = text.find(part, position)
+        assert found >= 0, f"{where}: {part!r} missing or out of order after {expected}:\n{text}"
+        position = found + len(part)
 
 
 def _probe(client: NotebookClient) -> dict[str, Any]:
