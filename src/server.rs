@@ -249,13 +249,13 @@ pub fn wall_time(at: Instant) -> SystemTime {
 
 /// Lets one line through per key and second, and says how many were held back.
 #[derive(Debug, Default)]
-struct RateLimit {
+pub(crate) struct RateLimit {
     last: HashMap<(&'static str, i64), (Instant, u64)>,
 }
 
 impl RateLimit {
     /// Returns `Some(suppressed since the last line)` when a line may be logged now.
-    fn allow(&mut self, key: (&'static str, i64), now: Instant) -> Option<u64> {
+    pub(crate) fn allow(&mut self, key: (&'static str, i64), now: Instant) -> Option<u64> {
         match self.last.get_mut(&key) {
             Some((at, held)) if now.saturating_duration_since(*at) < LOG_EVERY => {
                 *held += 1;
@@ -274,7 +274,7 @@ impl RateLimit {
 }
 
 /// The tail of a rate-limited log line: how many like it were held back.
-fn held_note(held: u64) -> String {
+pub(crate) fn held_note(held: u64) -> String {
     if held == 0 {
         String::new()
     } else {

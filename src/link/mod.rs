@@ -54,8 +54,10 @@
 //!   queue (for no time) and count against it.
 
 pub mod fate;
+pub mod relay;
 
 pub use fate::{
     Direction, Impairer, Impairment, ImpairmentError, LaneStats, LinkEvent, Loss, Outcome,
     DEFAULT_EVENTS, DEFAULT_LIMIT,
 };
+pub use relay::{LinkConfig, LinkStats, Relay, DEFAULT_IDLE, DEFAULT_MAX_CLIENTS};
