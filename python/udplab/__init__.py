@@ -4,6 +4,8 @@
   ``socket.socket``, so the tutorial's server and client run after ``import udplab as socket``.
 - ``udplab.ChatS`` / ``udplab.ChatC`` are the tutorial's group chat server and client, with
   heartbeat expiry, done right.
+- ``udplab.Link`` stands between clients and a UDP server and loses, duplicates, reorders,
+  corrupts, delays and rate-limits datagrams, the same way for the same seed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from . import _logging
 from ._core import UdpSocket, __version__
 from ._logging import refresh_logging
 from .chat import Address, ChatC, ChatS
+from .link import GEModel, Link
 
 AF_INET = _stdlib_socket.AF_INET
 AF_INET6 = _stdlib_socket.AF_INET6
@@ -33,6 +36,8 @@ __all__ = [
     "Address",
     "ChatC",
     "ChatS",
+    "GEModel",
+    "Link",
     "SOCK_DGRAM",
     "UdpSocket",
     "__version__",

@@ -10,7 +10,7 @@ from typing_extensions import Self
 _Address = tuple[Any, ...]
 _BufferLike = bytes | bytearray | memoryview | _Buffer
 
-__all__ = ["ChatClient", "ChatServer", "UdpSocket", "__version__", "_reset_log_cache"]
+__all__ = ["ChatClient", "ChatServer", "Link", "UdpSocket", "__version__", "_reset_log_cache"]
 __version__: str
 
 def _reset_log_cache() -> None:
@@ -146,3 +146,36 @@ class ChatClient:
         """Send the quit word, end both loops, close the socket. Idempotent."""
 
     def stats(self) -> dict[str, int]: ...
+
+@final
+class Link:
+    """The Rust half of ``udplab.Link``: binds ``listen`` on construction; ``serve()`` relays
+    until ``stop()``. ``up`` and ``down`` are dicts with every key: ``loss`` (a probability or
+    ``(p, r, 1-h, 1-k)``), ``duplicate``, ``reorder``, ``corrupt``, ``delay``, ``jitter``
+    (seconds), ``rate`` (bytes/s or ``None``), ``limit``."""
+
+    def __new__(
+        cls,
+        target: _Address,
+        listen: _Address,
+        up: dict[str, Any],
+        down: dict[str, Any],
+        *,
+        seed: int,
+        max_clients: int,
+        idle: float,
+        history: int,
+    ) -> Self: ...
+    @property
+    def addr(self) -> _Address: ...
+    @property
+    def target(self) -> _Address: ...
+    def serve(self) -> None:
+        """Relay until ``stop()``; discards what still waits and closes every socket on return."""
+
+    def stop(self) -> None:
+        """Ask ``serve()`` to return at once. Idempotent."""
+
+    def stats(self) -> dict[str, Any]: ...
+    def clients(self) -> dict[_Address, _Address]: ...
+    def events(self) -> list[tuple[float, str, _Address, str, int]]: ...

@@ -141,7 +141,7 @@ def _dispatch(
             return
 
 
-_CoreT = TypeVar("_CoreT", _core.ChatServer, _core.ChatClient)
+_CoreT = TypeVar("_CoreT", _core.ChatServer, _core.ChatClient, _core.Link)
 _SelfT = TypeVar("_SelfT", bound="_Background[Any]")
 
 

@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::fate::{Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome};
 use super::DEFAULT_EVENTS;
-use crate::server::{wall_time, RateLimit};
+use crate::server::{wall_time, RateLimit, DEFAULT_RCVBUF};
 use crate::socket::Family;
 
 /// The logger (`udplab.link` in Python).
@@ -156,8 +156,15 @@ impl Relay {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let socket = UdpSocket::bind(listen)?;
+        let socket = Socket::new(
+            Domain::for_address(listen),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        socket.set_recv_buffer_size(DEFAULT_RCVBUF)?;
+        socket.bind(&listen.into())?;
         socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from(socket);
         let addr = socket.local_addr()?;
         Ok(Relay {
             addr,
@@ -334,6 +341,7 @@ impl Relay {
             Type::DGRAM,
             Some(Protocol::UDP),
         )?;
+        socket.set_recv_buffer_size(DEFAULT_RCVBUF)?;
         socket.bind(&SocketAddr::new(family.unspecified(), 0).into())?;
         socket.connect(&self.target.into())?;
         socket.set_nonblocking(true)?;

@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use super::{address_tuple, blocking, data, host, os_error, port};
+use super::{address_tuple, blocking, data, epoch_seconds, host, os_error, port};
 use crate::client::{ChatClient, ClientConfig, ClientStats, DEFAULT_QUEUE};
 use crate::peers::DEFAULT_MAX_CLIENTS;
 use crate::proto::{Words, UDP_MAX_PAYLOAD};
@@ -27,11 +27,6 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     // from_secs_f64 would panic past Duration::MAX (about 585 billion years).
     Duration::try_from_secs_f64(value)
         .map_err(|_| PyOverflowError::new_err(format!("{name} is too large: {value} seconds")))
-}
-
-fn epoch_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Resolves a chat address of either family: IPv4 first, as the tutorial's sockets are.

@@ -1,7 +1,7 @@
 //! The Python extension module `udplab._core`: the one place where a Python call crosses into
 //! Rust. It converts arguments, releases the GIL around every call that can wait, and maps
 //! errors; everything else lives in the core modules. This file holds the conversions and the
-//! error mapping; `socket.rs` and `chat.rs` hold the classes.
+//! error mapping; `socket.rs`, `chat.rs` and `link.rs` hold the classes.
 
 use std::borrow::Cow;
 use std::io;
@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 use crate::socket::{self as core_socket, Family, ResolveError};
 
 mod chat;
+mod link;
 mod socket;
 
 pub(crate) const AF_INET: i32 = libc::AF_INET;
@@ -218,6 +219,12 @@ pub(crate) fn address_tuple<'py>(
     }
 }
 
+/// A wall-clock time as `time.time()` gives it.
+pub(crate) fn epoch_seconds(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// A timeout in seconds as Python's `settimeout` takes it: `None`, or a finite number >= 0.
 pub(crate) fn timeout(value: Option<f64>) -> PyResult<Option<Duration>> {
     let Some(secs) = value else { return Ok(None) };
@@ -263,5 +270,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<socket::PyUdpSocket>()?;
     m.add_function(wrap_pyfunction!(_reset_log_cache, m)?)?;
     chat::register(m)?;
+    link::register(m)?;
     Ok(())
 }

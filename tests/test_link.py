@@ -1,0 +1,375 @@
+"""udplab.Link through real loopback sockets: semantics, determinism, accounting, bad input,
+lifecycle, many clients."""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import udplab
+from conftest import ipv6_available, wait_until
+
+LO = "127.0.0.1"
+LANE_KEYS = {"received", "refused", "lost", "duplicated", "reordered", "corrupted", "delayed",
+             "queue_dropped", "forwarded", "send_errors", "flushed", "queued", "forwarded_bytes"}
+
+
+def balanced(lane: dict[str, int]) -> bool:
+    """The accounting identity of one direction."""
+    ends = ("refused", "lost", "forwarded", "queue_dropped", "send_errors", "flushed", "queued")
+    return lane["received"] + lane["duplicated"] == sum(lane[k] for k in ends)
+
+
+class Target:
+    """A UDP server made of a plain socket: records what arrives, optionally echoes it."""
+
+    def __init__(self, echo: bool = False) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LO, 0))
+        self.sock.settimeout(0.05)
+        self.addr = self.sock.getsockname()
+        self.got: list[tuple[bytes, Any]] = []
+        self.echo = echo
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="target")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            self.got.append((data, addr))
+            if self.echo:
+                self.sock.sendto(data, addr)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    t = Target()
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def echo() -> Iterator[Target]:
+    t = Target(echo=True)
+    yield t
+    t.close()
+
+
+_opened: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
+def client() -> socket.socket:
+    """A plain client socket, closed after the test."""
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    _opened.append(c)
+    c.bind((LO, 0))
+    c.settimeout(2)
+    return c
+
+
+def send_numbered(link: udplab.Link, n: int, pause: float = 0.0) -> socket.socket:
+    """Sends ``n`` numbered datagrams from a new client, in rounds of at most 200 that the
+    link has taken in before the next, so no kernel buffer overflows on a busy machine."""
+    c = client()
+    for i in range(n):
+        c.sendto(f"{i:05d}".encode(), link.addr)
+        if pause:
+            time.sleep(pause)
+        if i % 200 == 199 or i == n - 1:
+            wait_until(lambda i=i: link.stats()["up"]["received"] == i + 1)
+    return c
+
+
+def settle(link: udplab.Link, direction: str = "up") -> None:
+    """Wait until nothing waits in the queue."""
+    wait_until(lambda: link.stats()[direction]["queued"] == 0)
+
+
+def test_perfect_link_round_trip(echo: Target) -> None:
+    with udplab.Link(echo.addr, seed=1) as link:
+        c = client()
+        for i in range(20):
+            c.sendto(b"%d" % i, link.addr)
+            data, addr = c.recvfrom(100)
+            assert (data, addr) == (b"%d" % i, link.addr)
+        assert list(link.clients()) == [c.getsockname()]
+        # The target sees the link's upstream address for this client, not the client.
+        assert echo.got[0][1] == link.clients()[c.getsockname()]
+    s = link.stats()
+    assert s["up"]["forwarded"] == s["down"]["forwarded"] == 20
+    assert set(s["up"]) == set(s["down"]) == LANE_KEYS
+    assert s["mapped"] == 1
+
+
+def test_loss_drops_about_the_asked_share_and_stats_add_up(target: Target) -> None:
+    with udplab.Link(target.addr, loss=0.25, seed=3) as link:
+        send_numbered(link, 2000)
+        settle(link)
+    up = link.stats()["up"]
+    assert 400 < up["lost"] < 600
+    assert up["forwarded"] == 2000 - up["lost"]
+    wait_until(lambda: len(target.got) == up["forwarded"])
+    assert balanced(up) and balanced(link.stats()["down"])
+
+
+def test_same_seed_same_fates_at_a_different_pace(target: Target) -> None:
+    """Loss, duplication, corruption and reordering of datagram k depend on the seed and k
+    only: a burst and a paced run through two links with one seed deliver the same set."""
+    opts: dict[str, Any] = dict(loss=0.2, duplicate=0.2, corrupt=0.1, reorder=0.3, delay=0.002,
+                                seed=12345)
+    runs = []
+    for pause in (0.0, 0.001):
+        target.got.clear()
+        with udplab.Link(target.addr, **opts) as link:
+            send_numbered(link, 300, pause)
+            settle(link)
+            wait_until(lambda link=link: len(target.got) == link.stats()["up"]["forwarded"])
+        stats = link.stats()["up"]
+        fates = [(e[3], e[4]) for e in link.events() if e[1] == "up"]
+        runs.append((sorted(d for d, _ in target.got), stats, sorted(fates)))
+    (got_a, sa, fa), (got_b, sb, fb) = runs
+    assert got_a == got_b
+    assert fa == fb
+    for key in ("lost", "duplicated", "corrupted", "reordered", "delayed", "forwarded"):
+        assert sa[key] == sb[key], key
+    assert sa["lost"] and sa["duplicated"] and sa["corrupted"] and sa["reordered"]
+
+
+def test_a_different_seed_decides_differently(target: Target) -> None:
+    lost = []
+    for seed in (1, 2):
+        with udplab.Link(target.addr, loss=0.5, seed=seed) as link:
+            send_numbered(link, 200)
+        lost.append([e[0] for e in link.events() if e[3] == "lost"])
+    assert len(lost[0]) != len(lost[1]) or lost[0] != lost[1]
+
+
+def test_duplicates_arrive_twice_and_corruption_flips_one_bit(target: Target) -> None:
+    with udplab.Link(target.addr, duplicate=1.0, corrupt=(1.0, 0.0), seed=5) as link:
+        c = client()
+        c.sendto(bytes(32), link.addr)
+        wait_until(lambda: len(target.got) == 2)
+    assert all(sum(bin(b).count("1") for b in data) == 1 for data, _ in target.got)
+    up = link.stats()["up"]
+    assert (up["duplicated"], up["corrupted"], up["forwarded"]) == (1, 2, 2)
+    assert sorted(e[3] for e in link.events()) == ["forwarded+corrupted",
+                                                   "forwarded+duplicate+corrupted"]
+
+
+def test_delay_holds_datagrams_and_reorder_lets_some_overtake(target: Target) -> None:
+    with udplab.Link(target.addr, delay=0.05, reorder=0.5, seed=9) as link:
+        t0 = time.monotonic()
+        send_numbered(link, 40)
+        settle(link)
+        wait_until(lambda: len(target.got) == 40)
+        elapsed = time.monotonic() - t0
+    order = [int(d) for d, _ in target.got]
+    up = link.stats()["up"]
+    assert up["reordered"] + up["delayed"] == 40
+    assert 0 < up["reordered"] < 40
+    # The ones that skipped the delay arrived first, in order, then the delayed ones.
+    first = order[: up["reordered"]]
+    assert first == sorted(first) and order != sorted(order)
+    assert elapsed >= 0.05
+
+
+def test_rate_paces_and_limit_drops_the_tail(target: Target) -> None:
+    # 100-byte datagrams at 20,000 B/s: one per 5 ms. 50 sent at once, room for 10.
+    with udplab.Link(target.addr, rate=20_000, limit=10, seed=1) as link:
+        c = client()
+        for _ in range(50):
+            c.sendto(bytes(100), link.addr)
+        wait_until(lambda: link.stats()["up"]["received"] == 50)
+        settle(link)
+        wait_until(lambda: len(target.got) == link.stats()["up"]["forwarded"])
+    up = link.stats()["up"]
+    assert up["queue_dropped"] >= 35
+    assert up["forwarded"] + up["queue_dropped"] == 50
+
+
+def test_gemodel_loses_in_bursts(target: Target) -> None:
+    model = udplab.GEModel(p=0.05, r=0.2)
+    assert model.parameters() == (0.05, 0.2, 1.0, 0.0)
+    with udplab.Link(target.addr, loss=model, seed=2) as link:
+        send_numbered(link, 2000)
+    fates = [e[3] for e in link.events() if e[1] == "up"]
+    assert fates.count("lost") == link.stats()["up"]["lost"]
+    runs = "".join("x" if f == "lost" else "." for f in fates).split(".")
+    bursts = [len(r) for r in runs if r]
+    assert sum(bursts) / len(bursts) > 2.5  # mean 1/r = 5; independent loss would give ~1.2
+    assert udplab.GEModel(0.3).parameters() == (0.3, 0.7, 1.0, 0.0)
+
+
+def test_pairs_set_each_direction(echo: Target) -> None:
+    with udplab.Link(echo.addr, loss=(0.0, 1.0), seed=1) as link:
+        c = client()
+        for _ in range(10):
+            c.sendto(b"x", link.addr)
+        wait_until(lambda: link.stats()["down"]["received"] == 10)
+    s = link.stats()
+    assert (s["up"]["lost"], s["up"]["forwarded"]) == (0, 10)
+    assert (s["down"]["lost"], s["down"]["forwarded"]) == (10, 0)
+
+
+def test_many_clients_each_get_their_replies(echo: Target) -> None:
+    with udplab.Link(echo.addr, seed=1) as link:
+        clients = [client() for _ in range(50)]
+        for i, c in enumerate(clients):
+            c.sendto(b"%d" % i, link.addr)
+        for i, c in enumerate(clients):
+            assert c.recv(100) == b"%d" % i
+        assert len(link.clients()) == 50
+        assert len(set(link.clients().values())) == 50
+    assert link.stats()["mapped"] == 50
+
+
+def test_max_clients_refuses_and_idle_mappings_are_forgotten(target: Target) -> None:
+    with udplab.Link(target.addr, max_clients=2, idle=0.2, seed=1) as link:
+        a, b, c = client(), client(), client()
+        a.sendto(b"a", link.addr)
+        b.sendto(b"b", link.addr)
+        wait_until(lambda: link.stats()["clients"] == 2)
+        c.sendto(b"c", link.addr)
+        wait_until(lambda: link.stats()["up"]["refused"] == 1)
+        wait_until(lambda: link.stats()["forgotten"] == 2)
+        assert link.clients() == {}
+        c.sendto(b"c", link.addr)
+        wait_until(lambda: c.getsockname() in link.clients())
+    s = link.stats()
+    assert (s["mapped"], s["forgotten"], s["up"]["refused"]) == (3, 2, 1)
+    assert balanced(s["up"])
+
+
+def test_stop_is_prompt_with_a_full_delay_queue_and_frees_the_port(target: Target) -> None:
+    link = udplab.Link(target.addr, delay=30.0, limit=500, seed=1)
+    link.start()
+    addr = link.addr
+    send_numbered(link, 600)
+    t0 = time.monotonic()
+    link.stop()
+    assert time.monotonic() - t0 < 0.5
+    assert not link.running
+    link.stop()  # idempotent
+    up = link.stats()["up"]
+    assert (up["queue_dropped"], up["flushed"], up["queued"]) == (100, 500, 0)
+    assert balanced(up)
+    assert not [t for t in threading.enumerate() if t.name == "link"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(addr)
+
+
+def test_lifecycle(target: Target) -> None:
+    link = udplab.Link(target.addr, seed=4)
+    assert not link.running and link.addr == (LO, 0) and link.events() == []
+    with pytest.raises(RuntimeError, match="not been started"):
+        link.stats()
+    link.start()
+    with pytest.raises(RuntimeError, match="already running"):
+        link.start()
+    assert link.running and link.addr[1] != 0
+    assert any(t.name == "link" for t in threading.enumerate())
+    link.stop()
+    link.start()  # a stopped link starts again, with fresh counters
+    assert link.stats()["up"]["received"] == 0
+    link.stop()
+    assert "seed=4" in repr(link)
+
+
+def test_seed_none_picks_one_and_logs_it(target: Target, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="udplab.link"):
+        with udplab.Link(target.addr) as link:
+            assert isinstance(link.seed, int) and 0 <= link.seed < 2**64
+    assert any(f"seed {link.seed}" in r.getMessage() and r.name == "udplab.link"
+               and r.threadName == "link" for r in caplog.records)
+    assert udplab.Link(target.addr).seed != link.seed
+
+
+def test_ipv6(target: Target) -> None:
+    if not ipv6_available():
+        pytest.skip("no IPv6 loopback")
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as t6:
+        t6.bind(("::1", 0))
+        t6.settimeout(2)
+        with udplab.Link(t6.getsockname(), listen=("::1", 0), seed=1) as link:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as c:
+                c.sendto(b"six", link.addr)
+                assert t6.recv(10) == b"six"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"loss": 1.5}, ValueError, r"loss must be a probability from 0 to 1, got 1\.5"),
+        ({"loss": -0.1}, ValueError, "loss must be a probability"),
+        ({"duplicate": math.nan}, ValueError, "duplicate must be a probability"),
+        ({"corrupt": math.inf}, ValueError, "corrupt must be a probability"),
+        ({"reorder": "0.1"}, TypeError, "reorder must be a probability .* not str"),
+        ({"loss": True}, TypeError, "loss must be a probability .* not bool"),
+        ({"loss": (0.1, 2.0)}, ValueError, r"loss \(down\) must be a probability"),
+        ({"loss": (0.1, 0.2, 0.3)}, ValueError, r"loss must be one value or an \(up, down\) pair"),
+        ({"delay": -1}, ValueError, "delay must be a finite number of seconds >= 0"),
+        ({"jitter": math.nan}, ValueError, "jitter must be a finite number of seconds"),
+        ({"delay": None}, TypeError, "delay must be a number of seconds, not NoneType"),
+        ({"rate": 0}, ValueError, "rate must be a positive number of bytes per second"),
+        ({"rate": -5.0}, ValueError, "rate must be a positive number"),
+        ({"limit": 0}, ValueError, "limit must be at least 1"),
+        ({"limit": 1.5}, TypeError, "limit must be an int"),
+        ({"reorder": 0.1}, ValueError, r"reorder needs a delay \(up\).*nothing waits"),
+        ({"reorder": 0.1, "delay": (0.01, 0.0)}, ValueError, r"reorder needs a delay \(down\)"),
+        ({"seed": -1}, ValueError, "seed must be at least 0"),
+        ({"seed": "x"}, TypeError, "seed must be an int"),
+        ({"max_clients": 0}, ValueError, "max_clients must be at least 1"),
+    ],
+)
+def test_bad_options_name_the_option(kwargs: dict[str, Any], error: type, match: str) -> None:
+    before = threading.active_count()
+    with pytest.raises(error, match=match):
+        udplab.Link((LO, 9), **kwargs)
+    assert threading.active_count() == before
+
+
+def test_bad_gemodel() -> None:
+    with pytest.raises(ValueError, match="GEModel r must be a probability"):
+        udplab.GEModel(0.1, r=1.5)
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "match"),
+    [
+        ("127.0.0.1:9", TypeError, "target must be an address tuple"),
+        (("no-such-host.invalid", 9), socket.gaierror, "no-such-host.invalid"),
+        (("127.0.0.1", 9, 0, 0), socket.gaierror, "Address family"),
+        (("127.0.0.1",), TypeError, "must be a pair"),
+        ((LO, 0), ValueError, "target's port must not be 0"),
+    ],
+)
+def test_bad_target_fails_at_start_with_nothing_left_running(
+    target: Any, error: type, match: str
+) -> None:
+    before = threading.active_count()
+    with pytest.raises(error, match=match):
+        with udplab.Link(target):
+            pass
+    assert threading.active_count() == before
