@@ -166,6 +166,8 @@ impl Relay {
         socket.set_nonblocking(true)?;
         let socket = UdpSocket::from(socket);
         let addr = socket.local_addr()?;
+        // Logged before any datagram, on the caller's thread: any run can be replayed.
+        info!(target: LOG, "link {addr} -> {target} seed {}", config.seed);
         Ok(Relay {
             addr,
             target,
@@ -206,7 +208,6 @@ impl Relay {
         let socket = lock(&self.socket)
             .take()
             .ok_or_else(|| io::Error::other("link already served or stopped"))?;
-        info!(target: LOG, "link {} -> {} seed {}", self.addr, self.target, self.seed);
         let mut maps: HashMap<SocketAddr, Mapping> = HashMap::new();
         let result = self.run(&socket, &mut maps);
         let mut shared = lock(&self.shared);
