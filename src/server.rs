@@ -182,6 +182,26 @@ pub struct Stats {
     pub dropped: [u64; 5],
 }
 
+/// A one-line summary for the log: the totals a person asks for when a server stops.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "totals: {} received, {} messages, {} sent, {} heartbeats, {} joins, {} quits, \
+             {} expiries, {} dropped, {} send errors",
+            self.received,
+            self.messages,
+            self.sent,
+            self.heartbeats,
+            self.joins,
+            self.quits,
+            self.expiries,
+            self.dropped.iter().sum::<u64>(),
+            self.send_errors,
+        )
+    }
+}
+
 impl Stats {
     /// Drops for one reason.
     pub fn dropped_for(&self, reason: DropReason) -> u64 {
@@ -585,7 +605,8 @@ impl ChatServer {
         drop(socket);
         lock(&self.hub).forget_clients();
         self.notices_ready.notify_all();
-        info!("chat server on {} stopped", self.addr);
+        let totals = self.stats();
+        info!("chat server on {} stopped; {totals}", self.addr);
         Ok(())
     }
 

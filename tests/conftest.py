@@ -35,6 +35,17 @@ def ipv6_available() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def no_chat_object_left_running() -> Iterator[None]:
+    """A test must stop what it started: a running (non-daemon) object would keep pytest
+    serving at exit, as it keeps a script serving."""
+    yield
+    left = list(udplab.chat._running)
+    for obj in left:
+        obj.stop()
+    assert not left, f"the test left these running: {left}"
+
+
 @pytest.fixture
 def server() -> Iterator[udplab.ChatS]:
     """A running chat server on a free loopback port, stopped afterwards."""

@@ -104,6 +104,10 @@ class ChatServer:
     ) -> Self: ...
     @property
     def addr(self) -> _Address: ...
+    @staticmethod
+    def zero_stats() -> dict[str, Any]:
+        """The counters of a server that has not started: every one zero."""
+
     def serve(self) -> None:
         """Receive and handle datagrams until ``stop()``; closes the socket on return."""
 
@@ -133,6 +137,10 @@ class ChatClient:
     def addr(self) -> _Address: ...
     @property
     def raddr(self) -> _Address: ...
+    @staticmethod
+    def zero_stats() -> dict[str, int]:
+        """The counters of a client that has not started: every one zero."""
+
     def receive_loop(self) -> None:
         """Receive, log and queue datagrams until ``stop()``."""
 

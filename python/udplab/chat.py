@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import sys
 import threading
 import weakref
@@ -25,26 +27,104 @@ Buffer = Union[bytes, bytearray, memoryview]
 
 log = logging.getLogger("udplab.chat")
 
+#: ChatC's default heartbeat interval, in seconds.
+DEFAULT_INTERVAL = 1.0
 #: How long a callback thread waits for notices before it looks at ``stop()`` again.
 _NOTICE_WAIT = 0.1
 
-_live: weakref.WeakSet[_Background[Any]] = weakref.WeakSet()
-#: Set once the interpreter is exiting and ``_stop_all`` has run.
+_running: set[_Background[Any]] = set()
+"""Every started and not yet stopped object: a running object is never garbage-collected."""
+_registry_lock = threading.Lock()
+#: Set whenever an object stops, so that ``_serve_until_signal`` looks again.
+_changed = threading.Event()
+#: Set once the interpreter is exiting and ``_at_exit`` stops everything.
 _exiting = threading.Event()
+#: Every object made in this process, so that a forked child can disown them.
+_made: weakref.WeakSet[_Background[Any]] = weakref.WeakSet()
 
 
-def _stop_all() -> None:
-    """Stop every running server and client before the interpreter joins threads at exit."""
+def _interactive() -> bool:
+    """Whether a person drives this interpreter from a prompt: the standard REPL (``sys.ps1``
+    exists, or ``python -i``), IPython, or a Jupyter kernel (an IPython shell exists). Ending
+    such a session (``exit()``, Ctrl-D, a kernel restart or shutdown) is a request to stop."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return callable(get_ipython) and get_ipython() is not None
+
+
+class _Signalled(BaseException):
+    """Raised in the main thread by SIGINT or SIGTERM while ``_serve_until_signal`` waits."""
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise _Signalled(signum)
+
+
+def _non_daemon() -> list[_Background[Any]]:
+    with _registry_lock:
+        return [obj for obj in _running if not obj.daemon and obj.running]
+
+
+def _serve_until_signal(keepers: list[_Background[Any]]) -> dict[int, Any]:
+    """Wait, in the main thread, until SIGINT or SIGTERM arrives or every non-daemon object
+    has been stopped by other means (a callback, another thread). Returns the signal handlers
+    to put back once everything has stopped."""
+    previous: dict[int, Any] = {}
+    try:
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, _raise_signalled)
+        except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+            pass
+        log.info("%s: serving until Ctrl-C (or SIGTERM)",
+                 ", ".join(obj._describe() for obj in keepers))
+        while _non_daemon():
+            _changed.wait()
+            _changed.clear()
+    except (_Signalled, KeyboardInterrupt):
+        pass
+    # A second Ctrl-C while everything stops (a fraction of a second) would only interrupt
+    # the stopping with a traceback.
+    for number in previous:
+        signal.signal(number, signal.SIG_IGN)
+    return previous
+
+
+def _at_exit() -> None:
+    """Runs when the main thread has ended, before the interpreter joins non-daemon threads
+    (plain ``atexit`` would run after, too late). A script keeps serving while a non-daemon
+    object runs, as a non-daemon thread keeps it alive; an interactive session stops at once."""
+    keepers = _non_daemon()
+    handlers = _serve_until_signal(keepers) if keepers and not _interactive() else {}
     _exiting.set()
+    with _registry_lock:
+        running = list(_running)
     # Servers first: a parting quit from a client that never joined would otherwise be logged
     # (as an unknown quit) by a server of the same process while the program exits.
-    for obj in sorted(_live, key=lambda obj: isinstance(obj, ChatC)):
+    for obj in sorted(running, key=lambda obj: isinstance(obj, ChatC)):
         obj.stop()
+    for signum, handler in handlers.items():
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
-# Runs before threading joins non-daemon threads at exit (plain atexit would run after, too
-# late: the interpreter would wait forever for the chat threads).
-threading._register_atexit(_stop_all)  # type: ignore[attr-defined]
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (``multiprocessing``'s default on Linux) shares the parent's sockets but
+    not its threads: its copies of the chat objects must never stop, send or wait on them."""
+    global _registry_lock, _changed, _exiting
+    # A lock or event held by a parent thread at the fork would never be released here.
+    _registry_lock, _changed, _exiting = threading.Lock(), threading.Event(), threading.Event()
+    _running.clear()
+    for obj in list(_made):
+        obj._disown()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _seconds(name: str, value: object) -> float:
@@ -108,11 +188,6 @@ def _serve(core: _core.ChatServer, stopped: threading.Event) -> None:
             log.exception("chat server stopped with an error")
 
 
-def _halt(core: _core.ChatServer, stopped: threading.Event) -> None:
-    stopped.set()  # before core.stop(): _serve reads it
-    core.stop()
-
-
 def _dispatch(
     core: _core.ChatServer,
     stopped: threading.Event,
@@ -147,18 +222,34 @@ _SelfT = TypeVar("_SelfT", bound="_Background[Any]")
 
 class _Background(Generic[_CoreT]):
     """What ChatS and ChatC share: a Rust core driven by named threads, started and stopped
-    under a lock, stopped at interpreter exit and when garbage-collected."""
+    under a lock. A started object stays registered (so never garbage-collected) until it is
+    stopped; at interpreter exit a script keeps serving while a non-daemon object runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, daemon: bool) -> None:
         self._lock = threading.Lock()
         self._core: _CoreT | None = None
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
+        self._daemon = bool(daemon)
+        _made.add(self)
 
     @property
     def running(self) -> bool:
         """Whether it has been started and not stopped."""
         return self._core is not None and not self._stopped.is_set()
+
+    @property
+    def daemon(self) -> bool:
+        """As for ``threading.Thread``: when the main thread of a script ends, a running
+        non-daemon object (the default) keeps the program serving until Ctrl-C or SIGTERM;
+        a daemon one is stopped. Settable only while not running."""
+        return self._daemon
+
+    @daemon.setter
+    def daemon(self, value: bool) -> None:
+        if self.running:
+            raise RuntimeError(f"cannot set daemon on a running {type(self).__name__}")
+        self._daemon = bool(value)
 
     def _refuse_if_running(self) -> None:
         if self.running:
@@ -169,39 +260,49 @@ class _Background(Generic[_CoreT]):
     def addr(self) -> Address | None:
         raise NotImplementedError
 
+    def _describe(self) -> str:
+        raise NotImplementedError
+
     def start(self) -> None:
         raise NotImplementedError
 
-    def _launch(
-        self, core: _CoreT, threads: list[threading.Thread], collect: Callable[[], object]
-    ) -> None:
-        """Start ``threads`` driving ``core``; ``collect`` stops them if this object is
-        garbage-collected while running. Call with the lock held."""
+    def _launch(self, core: _CoreT, threads: list[threading.Thread]) -> None:
+        """Start ``threads`` driving ``core``. Call with the lock held."""
         self._core = core
         self._threads = threads
         for t in threads:
+            t.daemon = self._daemon
             t.start()
-        weakref.finalize(self, collect)
-        _live.add(self)
-
-    def _started_core(self) -> _CoreT:
-        if self._core is None:
-            raise RuntimeError(f"{type(self).__name__} has not been started")
-        return self._core
+        with _registry_lock:
+            _running.add(self)
 
     def stop(self) -> None:
-        """Stop the threads and close the port. Idempotent; returns once the threads ended."""
+        """Stop the threads and close the port. Idempotent; returns once the threads ended
+        (except the calling thread, when a callback stops its own server)."""
+        # The lock is held only to flag and stop: joining under it would wait forever on a
+        # callback that is itself waiting for the lock in stop().
         with self._lock:
             core = self._core
-            if core is None or self._stopped.is_set():
+            if core is None:
                 return
-            self._stopped.set()  # before core.stop(): the threads read it
-            core.stop()
-            current = threading.current_thread()
-            for t in self._threads:
-                if t is not current:
-                    t.join()
-            _live.discard(self)
+            if not self._stopped.is_set():
+                self._stopped.set()  # before core.stop(): the threads read it
+                core.stop()
+                with _registry_lock:
+                    _running.discard(self)
+                _changed.set()
+            threads = list(self._threads)
+        current = threading.current_thread()
+        for t in threads:
+            if t is not current and t.ident is not None:
+                t.join()
+
+    def _disown(self) -> None:
+        """In a forked child: forget the parent's core without touching it."""
+        self._lock = threading.Lock()
+        self._core = None
+        self._threads = []
+        self._stopped = threading.Event()
 
     def __enter__(self: _SelfT) -> _SelfT:
         if not self.running:
@@ -228,7 +329,16 @@ class ChatS(_Background[_core.ChatServer]):
     ``events()``); ``spin`` (seconds to keep polling after a broadcast before sleeping, 0 to
     never poll: it saves the next message a scheduler wake-up); ``on_join(addr)``,
     ``on_message(addr, payload)``, ``on_leave(addr, "quit" | "expire")`` (callbacks, run on a
-    thread of their own; an exception is logged and the server goes on).
+    thread of their own; an exception is logged and the server goes on); ``daemon``.
+
+    Lifecycle, as with ``threading.Thread``: a started server runs until ``stop()``; it is
+    never stopped by garbage collection. When a script's main thread ends while a non-daemon
+    server or client (the default) runs, udplab logs that it serves until Ctrl-C and keeps
+    serving; SIGINT or SIGTERM then stops every chat object (clients say quit, servers log
+    their totals) and the program exits with status 0. ``daemon=True`` objects are stopped
+    when the interpreter exits instead. An interactive session (the Python REPL, IPython, a
+    Jupyter kernel) stops everything when it ends (``exit()``, Ctrl-D, kernel restart or
+    shutdown).
     """
 
     def __init__(
@@ -249,10 +359,11 @@ class ChatS(_Background[_core.ChatServer]):
         on_join: Callable[[Address], object] | None = None,
         on_message: Callable[[Address, bytes], object] | None = None,
         on_leave: Callable[[Address, str], object] | None = None,
+        daemon: bool = False,
     ) -> None:
         self._ip = _host("ip", ip)
         self._port = _port("port", port)
-        self.inval = _seconds("inval", inval)
+        self._inval = _seconds("inval", inval)
         self._options: dict[str, Any] = dict(
             heartbeat=_word("heartbeat", heartbeat),
             quit=_word("quit", quit),
@@ -265,7 +376,7 @@ class ChatS(_Background[_core.ChatServer]):
             spin=_spin(spin),
         )
         self._callbacks = (on_join, on_message, on_leave)
-        super().__init__()
+        super().__init__(daemon)
 
     def start(self) -> None:
         """Bind and start receiving on a background thread named ``servicer``."""
@@ -273,16 +384,14 @@ class ChatS(_Background[_core.ChatServer]):
             self._refuse_if_running()
             refresh_logging()
             notify = any(cb is not None for cb in self._callbacks)
-            core = _core.ChatServer(self._ip, self._port, self.inval, notify=notify,
+            core = _core.ChatServer(self._ip, self._port, self._inval, notify=notify,
                                     **self._options)
             stopped = self._stopped = threading.Event()
             threads = [threading.Thread(target=_serve, args=(core, stopped), name="servicer")]
             if notify:
                 threads.append(threading.Thread(
                     target=_dispatch, args=(core, stopped, *self._callbacks), name="callbacks"))
-            # Garbage-collected while running: stop the core and end the callbacks thread too
-            # (it runs until the event is set; the core alone would leave it spinning).
-            self._launch(core, threads, lambda: _halt(core, stopped))
+            self._launch(core, threads)
 
     def stop(self) -> None:
         """Stop receiving, free the port and forget the clients. Idempotent; returns once the
@@ -295,6 +404,14 @@ class ChatS(_Background[_core.ChatServer]):
         return self._core.addr if self._core is not None else (self._ip, self._port)
 
     @property
+    def inval(self) -> float:
+        """Seconds of silence after which a client is dropped (fixed when the server is made)."""
+        return self._inval
+
+    def _describe(self) -> str:
+        return "chat server on {}:{}".format(*self.addr[:2])
+
+    @property
     def raddrs(self) -> dict[Address, float]:
         """A copy of ``{client address: last seen}``, times as ``time.time()`` floats."""
         return self._core.clients() if self.running and self._core is not None else {}
@@ -303,8 +420,10 @@ class ChatS(_Background[_core.ChatServer]):
         """Counters: ``received``, ``messages``, ``sent``, ``heartbeats``, ``joins``, ``quits``,
         ``expiries``, ``send_errors``, ``recv_errors``, ``notices_dropped``, ``clients`` and
         ``dropped`` (a dict by reason). ``received`` always equals ``heartbeats + quits +
-        messages + sum(dropped.values())``. Kept after ``stop()``."""
-        return self._started_core().stats()
+        messages + sum(dropped.values())``. All zero before ``start()``; kept after
+        ``stop()``."""
+        core = self._core
+        return core.stats() if core is not None else _core.ChatServer.zero_stats()
 
     def events(self) -> list[tuple[float, str, Address]]:
         """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
@@ -321,7 +440,10 @@ class ChatC(_Background[_core.ChatClient]):
 
     ``ChatC(rip, rport)``: talk to the server at ``(rip, rport)`` from an ephemeral local port.
     ``start()`` starts the receive thread ``user``, which logs every datagram at INFO and keeps
-    it for ``recv()``; ``hb(interval)`` starts the heartbeat thread ``hb``.
+    it for ``recv()``, and the heartbeat thread ``hb``, which sends the heartbeat word every
+    ``interval`` seconds (1 by default, so any server with an ``inval`` of 3 s or more keeps
+    the client even when two heartbeats in a row are lost; ``interval=None`` or ``hb(None)``
+    sends none). ``daemon`` is as for ``ChatS``.
     """
 
     def __init__(
@@ -329,21 +451,22 @@ class ChatC(_Background[_core.ChatClient]):
         rip: str,
         rport: int,
         *,
-        interval: float | None = None,
+        interval: float | None = DEFAULT_INTERVAL,
         heartbeat: Buffer = b"HB",
         quit: Buffer = b"quit",
         queue: int = 1024,
+        daemon: bool = False,
     ) -> None:
         self._rip = _host("rip", rip)
         self._rport = _port("rport", rport)
         if self._rport == 0:
             raise ValueError("rport must be the server's port, not 0")
-        self.interval = None if interval is None else _seconds("interval", interval)
+        self._interval = None if interval is None else _seconds("interval", interval)
         self._options: dict[str, Any] = dict(
             heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit),
             queue=_count("queue", queue, 1),
         )
-        super().__init__()
+        super().__init__(daemon)
 
     def _running_core(self) -> _core.ChatClient:
         if self._core is None or self._stopped.is_set():
@@ -351,17 +474,16 @@ class ChatC(_Background[_core.ChatClient]):
         return self._core
 
     def start(self) -> None:
-        """Open an ephemeral local port and start receiving (and heartbeating, if ``interval``
-        was given) on background threads."""
+        """Open an ephemeral local port and start receiving and heartbeating (unless
+        ``interval`` is ``None``) on background threads."""
         with self._lock:
             self._refuse_if_running()
             refresh_logging()
             core = _core.ChatClient(self._rip, self._rport, **self._options)
             self._stopped = threading.Event()
-            self._launch(core, [threading.Thread(target=core.receive_loop, name="user")],
-                         core.stop)
-        if self.interval is not None:
-            self.hb(self.interval)
+            self._launch(core, [threading.Thread(target=core.receive_loop, name="user")])
+        if self._interval is not None:
+            self.hb(self._interval)
 
     def hb(self, interval: float | None) -> None:
         """Send the heartbeat word now and then every ``interval`` seconds, on the thread
@@ -370,9 +492,9 @@ class ChatC(_Background[_core.ChatClient]):
         with self._lock:
             core = self._running_core()
             core.set_heartbeat(seconds)
-            self.interval = seconds
+            self._interval = seconds
             if not any(t.name == "hb" for t in self._threads):
-                t = threading.Thread(target=core.heartbeat_loop, name="hb")
+                t = threading.Thread(target=core.heartbeat_loop, name="hb", daemon=self._daemon)
                 self._threads.append(t)
                 t.start()
 
@@ -401,8 +523,17 @@ class ChatC(_Background[_core.ChatClient]):
 
     def stats(self) -> dict[str, int]:
         """Counters: ``received``, ``dropped`` (queue overflow), ``sent``, ``heartbeats``,
-        ``errors``."""
-        return self._started_core().stats()
+        ``errors``. All zero before ``start()``; kept after ``stop()``."""
+        core = self._core
+        return core.stats() if core is not None else _core.ChatClient.zero_stats()
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between heartbeats (``None``: none are sent); change it with ``hb()``."""
+        return self._interval
+
+    def _describe(self) -> str:
+        return "chat client of {}:{}".format(*self.raddr[:2])
 
     @property
     def addr(self) -> Address | None:

@@ -139,6 +139,12 @@ impl PyChatServer {
         })
     }
 
+    /// The counters of a server that has not started: every one zero.
+    #[staticmethod]
+    fn zero_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        stats_dict(py, &Stats::default(), 0)
+    }
+
     /// Serves until `stop()`; run it on a thread of its own.
     fn serve(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.serve()).map_err(os_error)
@@ -235,6 +241,12 @@ impl PyChatClient {
         Ok(PyChatClient {
             inner: Arc::new(inner),
         })
+    }
+
+    /// The counters of a client that has not started: every one zero.
+    #[staticmethod]
+    fn zero_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        client_stats_dict(py, &ClientStats::default())
     }
 
     fn receive_loop(&self, py: Python<'_>) {
