@@ -225,7 +225,7 @@ class _Background(Generic[_CoreT]):
     under a lock. A started object stays registered (so never garbage-collected) until it is
     stopped; at interpreter exit a script keeps serving while a non-daemon object runs."""
 
-    def __init__(self, daemon: bool) -> None:
+    def __init__(self, daemon: bool = False) -> None:
         self._lock = threading.Lock()
         self._core: _CoreT | None = None
         self._threads: list[threading.Thread] = []
@@ -261,7 +261,8 @@ class _Background(Generic[_CoreT]):
         raise NotImplementedError
 
     def _describe(self) -> str:
-        raise NotImplementedError
+        """Who it is, for the log line at exit."""
+        return f"{type(self).__name__} on {self.addr}"
 
     def start(self) -> None:
         raise NotImplementedError

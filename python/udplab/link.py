@@ -211,7 +211,7 @@ class Link(_Background[_core.Link]):
                               **self._options)
             stopped = self._stopped = threading.Event()
             thread = threading.Thread(target=_serve, args=(core, stopped), name="link")
-            self._launch(core, [thread], core.stop)
+            self._launch(core, [thread])
 
     def stop(self) -> None:
         """Stop relaying and free the port; datagrams still waiting are discarded (counted as
