@@ -8,6 +8,7 @@ of the same name from this file instead, and says so.
 """
 
 import functools
+import time
 
 import udplab
 
@@ -83,3 +84,32 @@ def loss_report(received, sent):
             late += 1  # a higher number arrived before this one
         highest = max(highest, seq)
     return {"lost": sent - len(seen), "late": late, "duplicates": duplicates}
+
+
+
+# Notebook 6: stop-and-wait over a link that loses, duplicates and reorders.
+def send_reliably(sock, addr, messages, timeout=0.05):
+    resent = 0
+    for seq, message in enumerate(messages):
+        packet = b"%d:" % seq + message
+        sock.sendto(packet, addr)
+        while not acknowledged(sock, b"ACK%d" % seq, timeout):
+            sock.sendto(packet, addr)  # no acknowledgement in time: send it again
+            resent += 1
+    return resent
+
+
+def acknowledged(sock, ack, timeout):
+    """Whether ``ack`` arrives within ``timeout`` seconds. Other datagrams (acknowledgements of
+    earlier messages, duplicated or late) are read and skipped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        sock.settimeout(left)
+        try:
+            if sock.recv(MAX_DATAGRAM) == ack:
+                return True
+        except TimeoutError:
+            return False

@@ -30,6 +30,7 @@ SECTIONS = {
     "03_group_chat.ipynb": "UDP版本群聊",
     "04_heartbeat.ipynb": "心跳机制",
     "05_udp_vs_tcp.ipynb": "UDP与TCP的对比",
+    "06_network_not_ideal.ipynb": "网络并不理想",
 }
 
 WALL_LIMIT = 30.0  # seconds per full run of a notebook
@@ -63,7 +64,7 @@ ORDER = {
 SAMPLES = "answers.py"
 
 #: Threads the notebooks start (udplab's named threads and the notebooks' own helpers).
-OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver"}
+OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link"}
 
 #: Run in the kernel after a full run: which of our threads are alive, how many sockets are open.
 PROBE = """
