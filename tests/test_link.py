@@ -31,6 +31,8 @@ class Target:
 
     def __init__(self, echo: bool = False) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # The link forwards a burst faster than this Python thread reads: room for all of it.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((LO, 0))
         self.sock.settimeout(0.05)
         self.addr = self.sock.getsockname()
@@ -283,8 +285,7 @@ def test_stop_is_prompt_with_a_full_delay_queue_and_frees_the_port(target: Targe
 def test_lifecycle(target: Target) -> None:
     link = udplab.Link(target.addr, seed=4)
     assert not link.running and link.addr == (LO, 0) and link.events() == []
-    with pytest.raises(RuntimeError, match="not been started"):
-        link.stats()
+    assert link.stats()["up"] == dict.fromkeys(LANE_KEYS, 0) and link.stats()["clients"] == 0
     link.start()
     with pytest.raises(RuntimeError, match="already running"):
         link.start()
@@ -373,3 +374,10 @@ def test_bad_target_fails_at_start_with_nothing_left_running(
         with udplab.Link(target):
             pass
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("daemon", [False, True])
+def test_daemon_flag_reaches_the_thread(target: Target, daemon: bool) -> None:
+    with udplab.Link(target.addr, daemon=daemon) as link:
+        assert link.daemon is daemon
+        assert [t.daemon for t in threading.enumerate() if t.name == "link"] == [daemon]

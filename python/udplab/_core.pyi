@@ -185,5 +185,9 @@ class Link:
         """Ask ``serve()`` to return at once. Idempotent."""
 
     def stats(self) -> dict[str, Any]: ...
+    @staticmethod
+    def zero_stats() -> dict[str, Any]:
+        """The counters of a link that has not started: all zero."""
+
     def clients(self) -> dict[_Address, _Address]: ...
     def events(self) -> list[tuple[float, str, _Address, str, int]]: ...

@@ -145,7 +145,8 @@ class Link(_Background[_core.Link]):
     whatever the timing; ``None`` picks one (``link.seed``, logged at start). ``listen``: the
     address to listen on. ``max_clients``: client addresses mapped at once (more are refused);
     ``idle``: seconds after which a silent client's mapping is forgotten; ``history``: events
-    kept for :meth:`events`.
+    kept for :meth:`events`; ``daemon``: as for ``ChatS`` (a running non-daemon link keeps a
+    script serving after its last line until Ctrl-C).
 
     The order of the decisions and where they differ from netem: ``src/link/mod.rs``.
     """
@@ -167,6 +168,7 @@ class Link(_Background[_core.Link]):
         max_clients: int = 1024,
         idle: float = 60.0,
         history: int = 10_000,
+        daemon: bool = False,
     ) -> None:
         self.target = _address("target", target)
         self._listen = _address("listen", listen)
@@ -200,7 +202,7 @@ class Link(_Background[_core.Link]):
         )
         if self._options["idle"] == 0:
             raise ValueError("idle must be positive")
-        super().__init__()
+        super().__init__(daemon)
 
     def start(self) -> None:
         """Bind ``listen`` and start relaying on a background thread named ``link``."""
@@ -234,10 +236,10 @@ class Link(_Background[_core.Link]):
         ``reordered``, ``corrupted``, ``delayed``, ``queue_dropped``, ``forwarded``,
         ``send_errors``, ``flushed``, ``queued`` and ``forwarded_bytes``, and always
         ``received + duplicated == refused + lost + forwarded + queue_dropped + send_errors +
-        flushed + queued`` (``queued`` is 0 after ``stop()``). Kept after ``stop()``."""
-        if self._core is None:
-            raise RuntimeError("Link has not been started")
-        return self._core.stats()
+        flushed + queued`` (``queued`` is 0 after ``stop()``). All zero before ``start()``;
+        kept after ``stop()``."""
+        core = self._core
+        return core.stats() if core is not None else _core.Link.zero_stats()
 
     def events(self) -> list[tuple[float, str, Address, str, int]]:
         """The recent ``(time, direction, client, fate, size)`` history, oldest first.

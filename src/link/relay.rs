@@ -93,7 +93,7 @@ impl LinkConfig {
 }
 
 /// Counters of the whole link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
     /// Up (client to target) and down.
     pub up: LaneStats,

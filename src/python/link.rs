@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::{address, address_tuple, epoch_seconds, os_error};
-use crate::link::{Impairment, LaneStats, LinkConfig, Loss, Relay};
+use crate::link::{Impairment, LaneStats, LinkConfig, LinkStats, Loss, Relay};
 use crate::socket::Family;
 
 /// One direction's settings, as `udplab.link` spells them out: a dict with every key.
@@ -92,6 +92,16 @@ fn lane_dict<'py>(py: Python<'py>, s: &LaneStats) -> PyResult<Bound<'py, PyDict>
     Ok(d)
 }
 
+fn stats_dict<'py>(py: Python<'py>, s: &LinkStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("up", lane_dict(py, &s.up)?)?;
+    d.set_item("down", lane_dict(py, &s.down)?)?;
+    d.set_item("clients", s.clients)?;
+    d.set_item("mapped", s.mapped)?;
+    d.set_item("forgotten", s.forgotten)?;
+    Ok(d)
+}
+
 /// The link's Rust half: bound at construction, served by `serve()` on a Python thread.
 #[pyclass(name = "Link", module = "udplab._core", frozen)]
 struct PyLink {
@@ -161,14 +171,13 @@ impl PyLink {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = py.detach(|| self.inner.stats());
-        let d = PyDict::new(py);
-        d.set_item("up", lane_dict(py, &s.up)?)?;
-        d.set_item("down", lane_dict(py, &s.down)?)?;
-        d.set_item("clients", s.clients)?;
-        d.set_item("mapped", s.mapped)?;
-        d.set_item("forgotten", s.forgotten)?;
-        Ok(d)
+        stats_dict(py, &py.detach(|| self.inner.stats()))
+    }
+
+    /// The counters of a link that has not started: all zero.
+    #[staticmethod]
+    fn zero_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        stats_dict(py, &LinkStats::default())
     }
 
     fn clients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
