@@ -21,7 +21,25 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+#: The English notebooks, then their Chinese twins (tests/test_twins.py keeps them in step).
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb")) + sorted(NOTEBOOK_DIR.glob("zh/*.ipynb"))
+
+
+def _name(path: Path) -> str:
+    """``03_group_chat.ipynb``, or ``zh/03_group_chat.ipynb`` for a Chinese twin."""
+    return path.relative_to(NOTEBOOK_DIR).as_posix()
+
+
+def _id(path: Path) -> str:
+    return _name(path).replace("/", "-").removesuffix(".ipynb")
+
+
+#: What the exercises' cells start with, in each language.
+EXERCISE = {"en": ("## Exercise", "# Check"), "zh": ("## 练习", "# 检查")}
+
+
+def _language(path: Path) -> str:
+    return "zh" if path.parent.name == "zh" else "en"
 
 #: One notebook per section of the notes, in reading order, with the section's own heading.
 SECTIONS = {
@@ -81,13 +99,13 @@ def _load(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=nbformat.NO_CONVERT)
 
 
-def test_one_notebook_per_section() -> None:
-    assert [p.name for p in NOTEBOOKS] == list(SECTIONS), (
-        f"expected exactly {list(SECTIONS)} in {NOTEBOOK_DIR}, found {[p.name for p in NOTEBOOKS]}"
-    )
+@pytest.mark.parametrize("folder", [NOTEBOOK_DIR, NOTEBOOK_DIR / "zh"], ids=["en", "zh"])
+def test_one_notebook_per_section(folder: Path) -> None:
+    found = [p.name for p in sorted(folder.glob("*.ipynb"))]
+    assert found == list(SECTIONS), f"expected exactly {list(SECTIONS)} in {folder}, found {found}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_committed_clean(path: Path) -> None:
     nb = _load(path)
     nbformat.validate(nb)
@@ -99,8 +117,9 @@ def test_committed_clean(path: Path) -> None:
     assert first.cell_type == "markdown" and first.source.startswith("# ")
     assert SECTIONS[path.name] in first.source, "the title carries the notes' Chinese heading"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "## Exercise" in markdown
-    checks = [i for i, c in enumerate(nb.cells) if c.source.startswith("# Check")]
+    exercise, check = EXERCISE[_language(path)]
+    assert exercise in markdown
+    checks = [i for i, c in enumerate(nb.cells) if c.source.startswith(check)]
     assert len(checks) == 1 and nb.cells[checks[0]].cell_type == "code"
     # The learner meets an empty answer first: the cell above the check only raises.
     answer = nb.cells[checks[0] - 1]
@@ -142,6 +161,7 @@ def _outputs_text(cell: nbformat.NotebookNode) -> str:
 
 
 def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: int) -> float:
+    check = EXERCISE["zh" if name.startswith("zh/") else "en"][1]
     start = time.monotonic()
     for index, cell in enumerate(nb.cells):
         client.execute_cell(cell, index)  # raises CellExecutionError on any error
@@ -152,7 +172,7 @@ def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: 
             assert bad not in text, f"{name} run {run}, cell {index} printed {bad!r}:\n{text}"
         streams = {out.name for out in cell.get("outputs", []) if out.output_type == "stream"}
         assert streams <= {"stdout"}, f"{name} cell {index} wrote to {streams}:\n{text}"
-        if cell.source.startswith("# Check"):
+        if cell.source.startswith(check):
             assert SAMPLES in text, f"{name}: the check should say it used {SAMPLES}:\n{text}"
     for line, expected in ORDER.get(name, []):
         [cell] = [c for c in nb.cells if line in c.source]
@@ -176,29 +196,29 @@ def _probe(client: NotebookClient) -> dict[str, Any]:
     return result
 
 
-def _client(nb: nbformat.NotebookNode, specs: KernelSpecManager) -> NotebookClient:
+def _client(nb: nbformat.NotebookNode, specs: KernelSpecManager, folder: Path) -> NotebookClient:
     km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
     return NotebookClient(
         nb,
         km=km,
         timeout=CELL_TIMEOUT,
         kernel_name=KERNEL_NAME,
-        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+        resources={"metadata": {"path": str(folder)}},  # the kernel starts in the notebook's folder
     )
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_runs_twice_in_one_kernel(path: Path, kernel_specs: KernelSpecManager) -> None:
     nb = nbformat.read(path, as_version=4)
-    client = _client(nb, kernel_specs)
+    client = _client(nb, kernel_specs, path.parent)
     start = time.monotonic()
     # cleanup_kc: shut the kernel down and close its channels, although we made its manager.
     with client.setup_kernel(cleanup_kc=True):
-        first = _run_all(client, nb, path.name, run=1)
+        first = _run_all(client, nb, _name(path), run=1)
         total = time.monotonic() - start  # includes starting the kernel
         after_first = _probe(client)
-        second = _run_all(client, nb, path.name, run=2)
+        second = _run_all(client, nb, _name(path), run=2)
         after_second = _probe(client)
     assert total < WALL_LIMIT, f"{path.name}: {total:.1f} s (cells {first:.1f} s) > {WALL_LIMIT} s"
     assert second < WALL_LIMIT, f"{path.name}: second run took {second:.1f} s"
