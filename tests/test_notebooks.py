@@ -76,6 +76,16 @@ ORDER = {
         ("N = 20_000", ["UDP:", "TCP:", "**In this run**", "UDP's sender went at"]),
         ("exchange = {", ["UDP:", "TCP:", "**In this run** one"]),
     ],
+    "zh/03_group_chat.ipynb": [
+        ('for datagram in (b"HB", b"HB\\n", b"hello"):',
+         ["listening", "b'HB'", "（没有回复）", "b'hello'", "-> b'ACKhello'", "stopped", "心跳:"]),
+        ('print("stop 之前:", list(server.raddrs))',
+         ["joined", "stop 之前:", "left", "stopped", "stop 之后:"]),
+    ],
+    "zh/05_udp_vs_tcp.ipynb": [
+        ("N = 20_000", ["UDP:", "TCP:", "**本次运行**", "UDP 的发送方"]),
+        ("exchange = {", ["UDP:", "TCP:", "**本次运行**，一次"]),
+    ],
 }
 
 #: Where the sample answers to the exercises are kept (the check cells say so when they use one).
