@@ -1,9 +1,11 @@
-"""The errata table of the notes' mistakes (``notebooks/README.md``) and the notebooks agree.
+"""The errata tables of the notes' mistakes and the notebooks agree.
 
-The notebooks cite the notes' mistakes by number ("mistake 4"). The table gives each number the
-notebook and the heading of the section that shows it. Here: the numbers run 1..N in the order a
-reader of the notebooks meets them, every number cited anywhere is in the table, and each row's
-notebook has that heading with the mistake cited in its section.
+The notebooks cite the notes' mistakes by number ("mistake 4", in the Chinese twins "错误 4"). The
+table (``notebooks/README.md``; its Chinese twin, the 勘误表 of ``notebooks/zh/README.md``) gives
+each number the notebook and the heading of the section that shows it. Here: the numbers run 1..N
+in the order a reader of the notebooks meets them, every number cited anywhere is in the table,
+each row's notebook has that heading with the mistake cited in its section, and the two tables
+point at the same notebooks.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 #: A row of the table: | number | ... | `notebook.ipynb`, *heading* |
-ROW = re.compile(r"^\|\s*(\d+)\s*\|.*\|\s*`([\w.]+\.ipynb)`, \*(.+)\*\s*\|\s*$")
+ROW = re.compile(r"^\|\s*(\d+)\s*\|.*\|\s*`([\w.]+\.ipynb)`[,，]\s*\*(.+)\*\s*\|\s*$")
 CITE = re.compile(r"\b[Mm]istakes? (\d+)\b")
+#: (README with the table, its notebooks' folder, how they cite a mistake)
+LANGUAGES = {
+    "en": (NOTEBOOKS / "README.md", NOTEBOOKS, CITE),
+    "zh": (NOTEBOOKS / "zh" / "README.md", NOTEBOOKS / "zh", re.compile(r"错误 ?(\d+)\b")),
+}
 HEADING = re.compile(r"^(#+)\s+(.*?)\s*$")
 
 
@@ -56,34 +63,43 @@ def sections(path: Path) -> list[tuple[str, str]]:
     return result
 
 
-def citations(path: Path) -> list[int]:
+def citations(path: Path, cite: re.Pattern[str]) -> list[int]:
     """Every mistake number a notebook cites, in reading order (markdown and code)."""
     cells = nbformat.read(path, as_version=4).cells
-    return [int(n) for cell in cells for n in CITE.findall(cell.source)]
+    return [int(n) for cell in cells for n in cite.findall(cell.source)]
 
 
-def test_the_table_numbers_the_mistakes_in_reading_order() -> None:
-    rows = table(NOTEBOOKS / "README.md")
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_table_numbers_the_mistakes_in_reading_order(language: str) -> None:
+    readme, folder, cite = LANGUAGES[language]
+    rows = table(readme)
     assert sorted(rows) == list(range(1, len(rows) + 1)) and len(rows) == 15, sorted(rows)
     first_seen: list[int] = []
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        for number in citations(path):
+    for path in sorted(folder.glob("*.ipynb")):
+        for number in citations(path, cite):
             assert number in rows, f"{path.name} cites mistake {number}, which the table lacks"
             if number not in first_seen:
                 first_seen.append(number)
     assert first_seen == sorted(rows), f"the notebooks show the mistakes in the order {first_seen}"
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("number", range(1, 16))
-def test_each_row_points_at_a_section_that_shows_the_mistake(number: int) -> None:
-    notebook, heading = table(NOTEBOOKS / "README.md")[number]
-    path = NOTEBOOKS / notebook
+def test_each_row_points_at_a_section_that_shows_the_mistake(language: str, number: int) -> None:
+    readme, folder, cite = LANGUAGES[language]
+    notebook, heading = table(readme)[number]
+    path = folder / notebook
     assert path.is_file(), f"mistake {number}: no notebook {notebook}"
     texts = [text for title, text in sections(path) if title == heading]
     assert texts, f"mistake {number}: {notebook} has no heading {heading!r}"
-    assert number in [int(n) for n in CITE.findall(texts[0])], (
+    assert number in [int(n) for n in cite.findall(texts[0])], (
         f"mistake {number}: the section {heading!r} of {notebook} does not show it"
     )
+
+
+def test_the_chinese_table_is_a_twin_of_the_english_one() -> None:
+    english, chinese = table(NOTEBOOKS / "README.md"), table(NOTEBOOKS / "zh" / "README.md")
+    assert {n: nb for n, (nb, _) in chinese.items()} == {n: nb for n, (nb, _) in english.items()}
 
 
 def test_docs_and_tests_cite_only_mistakes_in_the_table() -> None:
