@@ -80,6 +80,7 @@ pub struct ChatClient {
     sent: AtomicU64,
     heartbeats: AtomicU64,
     errors: AtomicU64,
+    watch: Mutex<ServerWatch>,
 }
 
 impl ChatClient {
@@ -106,6 +107,7 @@ impl ChatClient {
             sent: AtomicU64::new(0),
             heartbeats: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            watch: Mutex::new(ServerWatch::default()),
         })
     }
 
@@ -129,6 +131,7 @@ impl ChatClient {
             // A connected socket reports an earlier datagram's ICMP "port unreachable" on the
             // next call, which then sends nothing: that error is stale, so send once more.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                self.watched(|w, now| w.failed(&e, now));
                 self.socket.send_checked(data, &mut || Ok(()))
             }
             other => other,
@@ -157,6 +160,7 @@ impl ChatClient {
         while !self.is_stopped() {
             match self.socket.recv_checked(&mut buf, &mut stopped) {
                 Ok(n) => {
+                    self.watched(|w, now| w.answered(now));
                     info!("{}", BytesRepr(&buf[..n]));
                     self.received.fetch_add(1, Ordering::Relaxed);
                     let mut inbox = lock(&self.inbox);
@@ -168,12 +172,12 @@ impl ChatClient {
                     self.arrived.notify_all();
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EBADF) => break,
+                // Stopping: a refusal of the parting quit is no news.
+                Err(_) if self.is_stopped() => break,
                 Err(e) => {
                     self.errors.fetch_add(1, Ordering::Relaxed);
-                    if e.kind() == io::ErrorKind::ConnectionRefused {
-                        debug!("chat server {} is not answering", self.server);
-                    } else {
-                        warn!("chat client receive failed: {e}");
+                    self.watched(|w, now| w.failed(&e, now));
+                    if e.kind() != io::ErrorKind::ConnectionRefused {
                         // Whatever this is, do not spin on it.
                         std::thread::sleep(WAIT_SLICE);
                     }
@@ -181,6 +185,27 @@ impl ChatClient {
             }
         }
         self.arrived.notify_all();
+    }
+
+    /// Updates the [`ServerWatch`] and logs what it has to say, after releasing it.
+    fn watched(&self, update: impl FnOnce(&mut ServerWatch, Instant) -> Option<WatchNote>) {
+        let note = update(&mut lock(&self.watch), Instant::now());
+        match note {
+            Some(WatchNote::NotAnswering(why)) => {
+                warn!("chat server {} is not answering: {why}", self.server)
+            }
+            Some(WatchNote::StillNotAnswering { down, errors }) => warn!(
+                "chat server {} is still not answering after {} s ({errors} errors so far)",
+                self.server,
+                down.as_secs()
+            ),
+            Some(WatchNote::AnswersAgain { down }) => info!(
+                "chat server {} answers again (after {:.1} s)",
+                self.server,
+                down.as_secs_f64()
+            ),
+            None => {}
+        }
     }
 
     /// Starts, re-times (`Some`) or pauses (`None`) the heartbeat. A started or re-timed
@@ -222,11 +247,13 @@ impl ChatClient {
                 Ok(_) => {
                     self.heartbeats.fetch_add(1, Ordering::Relaxed);
                     debug!("chat heartbeat to {}", self.server);
+                    self.watched(|w, now| w.heartbeat_sent(now));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EBADF) => break,
                 Err(e) => {
                     self.errors.fetch_add(1, Ordering::Relaxed);
                     debug!("chat heartbeat to {} failed: {e}", self.server);
+                    self.watched(|w, now| w.failed(&e, now));
                 }
             }
             hb = lock(&self.heartbeat);
@@ -305,5 +332,179 @@ impl ChatClient {
                 .name("hb".into())
                 .spawn(move || hb.heartbeat_loop())?,
         ])
+    }
+}
+
+/// How long without an error, heartbeating all along, before the server counts as answering.
+pub const QUIET_MEANS_ANSWERING: Duration = Duration::from_secs(3);
+
+/// How often a client that keeps failing to reach its server says so again.
+pub const NOT_ANSWERING_REMINDER: Duration = Duration::from_secs(30);
+
+/// Whether the server answers, as the client sees it: a pure, time-injected record that the
+/// client's loops update and whose notes the client logs (at WARNING when the errors start,
+/// again at most every [`NOT_ANSWERING_REMINDER`] while they go on, and once at INFO when the
+/// server answers again).
+///
+/// A UDP server that is not there is noticed only through the ICMP errors the system reports
+/// on the client's connected socket (`ECONNREFUSED`: nothing listens on that port). It is seen
+/// to answer again when a datagram arrives from it, or when a heartbeat is sent and no error
+/// came since the previous one nor for [`QUIET_MEANS_ANSWERING`] (a chat server does not reply
+/// to heartbeats, and systems send at most about one ICMP error a second to a host, so a
+/// single quiet interval proves nothing).
+#[derive(Debug, Default)]
+struct ServerWatch {
+    /// When the current run of errors started, if one is going on.
+    down_since: Option<Instant>,
+    last_error: Option<Instant>,
+    last_note: Option<Instant>,
+    errors: u64,
+    last_heartbeat: Option<Instant>,
+}
+
+/// What a [`ServerWatch`] has to say.
+#[derive(Debug, Clone, PartialEq)]
+enum WatchNote {
+    /// The errors started; what they mean.
+    NotAnswering(String),
+    /// They go on, `errors` in all over `down`.
+    StillNotAnswering { down: Duration, errors: u64 },
+    /// The server answered after `down` without.
+    AnswersAgain { down: Duration },
+}
+
+impl ServerWatch {
+    fn failed(&mut self, e: &io::Error, now: Instant) -> Option<WatchNote> {
+        self.last_error = Some(now);
+        self.errors += 1;
+        let Some(since) = self.down_since else {
+            self.down_since = Some(now);
+            self.last_note = Some(now);
+            self.errors = 1;
+            return Some(WatchNote::NotAnswering(meaning(e)));
+        };
+        let reminded = self.last_note.unwrap_or(since);
+        if now.saturating_duration_since(reminded) < NOT_ANSWERING_REMINDER {
+            return None;
+        }
+        self.last_note = Some(now);
+        Some(WatchNote::StillNotAnswering {
+            down: now.saturating_duration_since(since),
+            errors: self.errors,
+        })
+    }
+
+    fn answered(&mut self, now: Instant) -> Option<WatchNote> {
+        let since = self.down_since.take()?;
+        Some(WatchNote::AnswersAgain {
+            down: now.saturating_duration_since(since),
+        })
+    }
+
+    fn heartbeat_sent(&mut self, now: Instant) -> Option<WatchNote> {
+        let previous = self.last_heartbeat.replace(now)?;
+        let quiet =
+            |e: Instant| e < previous && now.saturating_duration_since(e) >= QUIET_MEANS_ANSWERING;
+        if self.down_since.is_some() && self.last_error.is_some_and(quiet) {
+            return self.answered(now);
+        }
+        None
+    }
+}
+
+/// What an error on the client's socket means, in words a learner can act on.
+fn meaning(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => {
+            "connection refused: nothing listens on that port (is the server running?)".into()
+        }
+        Some(libc::EHOSTUNREACH) => "no route to that host".into(),
+        Some(libc::ENETUNREACH) => "that network is unreachable".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> io::Error {
+        io::Error::from_raw_os_error(libc::ECONNREFUSED)
+    }
+
+    #[test]
+    fn warns_when_errors_start_then_at_most_every_reminder() {
+        let t0 = Instant::now();
+        let mut w = ServerWatch::default();
+        let note = w.failed(&refused(), t0);
+        assert!(matches!(&note, Some(WatchNote::NotAnswering(why))
+            if why.contains("nothing listens on that port")));
+        for i in 1..=29 {
+            assert_eq!(w.failed(&refused(), t0 + Duration::from_secs(i)), None);
+        }
+        assert_eq!(
+            w.failed(&refused(), t0 + Duration::from_secs(30)),
+            Some(WatchNote::StillNotAnswering {
+                down: Duration::from_secs(30),
+                errors: 31
+            })
+        );
+        assert_eq!(w.failed(&refused(), t0 + Duration::from_secs(31)), None);
+    }
+
+    #[test]
+    fn a_datagram_from_the_server_ends_it_once() {
+        let t0 = Instant::now();
+        let mut w = ServerWatch::default();
+        assert_eq!(w.answered(t0), None, "never down: nothing to say");
+        w.failed(&refused(), t0);
+        let back = t0 + Duration::from_millis(2500);
+        assert_eq!(
+            w.answered(back),
+            Some(WatchNote::AnswersAgain {
+                down: Duration::from_millis(2500)
+            })
+        );
+        assert_eq!(w.answered(back), None);
+        // A new run of errors warns afresh.
+        assert!(matches!(
+            w.failed(&refused(), back),
+            Some(WatchNote::NotAnswering(_))
+        ));
+    }
+
+    #[test]
+    fn heartbeats_without_errors_for_a_while_end_it() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut w = ServerWatch::default();
+        assert_eq!(w.heartbeat_sent(t0), None);
+        w.failed(&refused(), t0 + s / 10); // the heartbeat's ICMP refusal
+        assert_eq!(
+            w.heartbeat_sent(t0 + s),
+            None,
+            "an error since the last heartbeat"
+        );
+        w.failed(&refused(), t0 + s + s / 10);
+        assert_eq!(w.heartbeat_sent(t0 + 2 * s), None);
+        // The server is back: the heartbeat at 2 s draws no error, nor do the next ones; it
+        // counts as answering once the quiet lasted QUIET_MEANS_ANSWERING.
+        assert_eq!(w.heartbeat_sent(t0 + 3 * s), None);
+        assert_eq!(w.heartbeat_sent(t0 + 4 * s), None);
+        assert_eq!(
+            w.heartbeat_sent(t0 + 5 * s),
+            Some(WatchNote::AnswersAgain {
+                down: Duration::from_millis(4900)
+            })
+        );
+        assert_eq!(w.heartbeat_sent(t0 + 6 * s), None);
+    }
+
+    #[test]
+    fn other_errors_keep_their_own_words() {
+        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        assert_eq!(meaning(&e), "no route to that host");
+        let e = io::Error::from_raw_os_error(libc::EPERM);
+        assert!(meaning(&e).contains("not permitted"), "{}", meaning(&e));
     }
 }

@@ -271,6 +271,33 @@ def test_client_survives_a_server_that_is_not_up_yet() -> None:
             assert c.recv(timeout=5) == b"ACKnow you're up"
 
 
+def test_a_server_not_answering_is_a_warning_and_its_return_an_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="udplab")
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+
+    def records(level: int, text: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.levelno == level and text in r.getMessage()]
+
+    with udplab.ChatC("127.0.0.1", port, interval=0.02) as c:
+        wait_until(lambda: c.stats()["errors"] >= 20)  # many refusals ...
+        warnings = records(logging.WARNING, "is not answering")
+        assert len(warnings) == 1, [r.getMessage() for r in caplog.records]  # ... one warning
+        assert f"chat server 127.0.0.1:{port} is not answering: connection refused: nothing " \
+            "listens on that port" in warnings[0].getMessage()
+        assert warnings[0].threadName in ("user", "hb")
+        with udplab.ChatS("127.0.0.1", port, 5) as s:
+            wait_until(lambda: c.addr in s.raddrs)
+            c.send(b"hello")
+            assert c.recv(timeout=5) == b"ACKhello"
+            assert len(records(logging.INFO, "answers again")) == 1
+        assert len(records(logging.WARNING, "is not answering")) == 1
+
+
 def test_thread_names_in_log_records(
     server: udplab.ChatS, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -101,10 +101,17 @@ def _at_exit() -> None:
     _exiting.set()
     with _registry_lock:
         running = list(_running)
-    # Servers first: a parting quit from a client that never joined would otherwise be logged
-    # (as an unknown quit) by a server of the same process while the program exits.
-    for obj in sorted(running, key=lambda obj: isinstance(obj, ChatC)):
-        obj.stop()
+    # Clients fall silent, then servers stop, then clients say quit: a server of the same
+    # process would log a parting quit from a client that never joined (as an unknown quit),
+    # and a client would warn that a server stopped before it is not answering.
+    clients = [obj for obj in running if isinstance(obj, ChatC)]
+    for client in clients:
+        client._fall_silent()
+    for obj in running:
+        if not isinstance(obj, ChatC):
+            obj.stop()
+    for client in clients:
+        client.stop()
     for signum, handler in handlers.items():
         signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
@@ -498,6 +505,12 @@ class ChatC(_Background[_core.ChatClient]):
                 t = threading.Thread(target=core.heartbeat_loop, name="hb", daemon=self._daemon)
                 self._threads.append(t)
                 t.start()
+
+    def _fall_silent(self) -> None:
+        """Stop heartbeating (before everything stops at exit)."""
+        with self._lock:
+            if self.running and self._core is not None:
+                self._core.set_heartbeat(None)
 
     def send(self, msg: Buffer) -> None:
         """Send a chat message (bytes; encode a str first)."""
