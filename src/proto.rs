@@ -150,27 +150,43 @@ impl<'a> Message<'a> {
     }
 }
 
-/// Displays bytes the way Python 3's `repr()` shows a `bytes` object, e.g. `b'ACKhello'`.
+/// Displays a payload for a log line the way Python 3's `repr()` would show it, so that a log
+/// line can never be forged by a payload (every control character, line break and invalid byte
+/// is escaped) while text stays readable:
 ///
-/// This keeps the Rust server's log lines identical to the Python tutorial's `logging.info(data)`.
+/// - UTF-8 text with characters beyond ASCII shows as `repr()` of the decoded `str`:
+///   `'ACK你好'` (non-printable characters escaped as `\n`, `\x1b`, `\u202e`);
+/// - anything else shows as `repr()` of the `bytes`, as the Python tutorial's
+///   `logging.info(data)` does: `b'ACKhello'`, `b'\xff\xfe'`.
+///
 /// Nothing is allocated: the text is produced while formatting, so a disabled log level costs
 /// nothing. Width, fill and precision flags are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BytesRepr<'a>(pub &'a [u8]);
 
+/// Python's choice of quote: single, unless that needs escaping and double does not.
+fn python_quote(has_single: bool, has_double: bool) -> char {
+    if has_single && !has_double {
+        '"'
+    } else {
+        '\''
+    }
+}
+
 impl fmt::Display for BytesRepr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let data = self.0;
-        // Python prefers single quotes and switches only when that avoids escaping.
-        let quote = if data.contains(&b'\'') && !data.contains(&b'"') {
-            b'"'
-        } else {
-            b'\''
-        };
-        let needs_escape = |b: u8| b == quote || b == b'\\' || !(0x20..0x7f).contains(&b);
+        if !data.is_ascii() {
+            if let Ok(text) = std::str::from_utf8(data) {
+                return text_repr(text, f);
+            }
+        }
+        let quote = python_quote(data.contains(&b'\''), data.contains(&b'"'));
+        let needs_escape =
+            |b: u8| char::from(b) == quote || b == b'\\' || !(0x20..0x7f).contains(&b);
 
         f.write_str("b")?;
-        f.write_char(char::from(quote))?;
+        f.write_char(quote)?;
         let mut rest = data;
         while !rest.is_empty() {
             // Write runs of plain printable ASCII in one call rather than byte by byte.
@@ -186,19 +202,82 @@ impl fmt::Display for BytesRepr<'_> {
             let Some((&b, tail)) = tail.split_first() else {
                 break;
             };
-            match b {
-                b'\\' => f.write_str("\\\\")?,
-                b'\t' => f.write_str("\\t")?,
-                b'\n' => f.write_str("\\n")?,
-                b'\r' => f.write_str("\\r")?,
-                b'\'' => f.write_str("\\'")?,
-                b'"' => f.write_str("\\\"")?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
+            escape(char::from(b), f)?;
             rest = tail;
         }
-        f.write_char(char::from(quote))
+        f.write_char(quote)
     }
+}
+
+/// `repr()` of a Python `str`.
+fn text_repr(text: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let quote = python_quote(text.contains('\''), text.contains('"'));
+    f.write_char(quote)?;
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| c == quote || c == '\\' || !printable(c)) {
+        f.write_str(&rest[..at])?;
+        let c = rest[at..].chars().next().unwrap_or_default();
+        escape(c, f)?;
+        rest = &rest[at + c.len_utf8()..];
+    }
+    f.write_str(rest)?;
+    f.write_char(quote)
+}
+
+/// Writes one character as Python's `repr()` escapes it.
+fn escape(c: char, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match c {
+        '\\' => f.write_str("\\\\"),
+        '\t' => f.write_str("\\t"),
+        '\n' => f.write_str("\\n"),
+        '\r' => f.write_str("\\r"),
+        '\'' => f.write_str("\\'"),
+        '"' => f.write_str("\\\""),
+        c if u32::from(c) < 0x100 => write!(f, "\\x{:02x}", u32::from(c)),
+        c if u32::from(c) < 0x10000 => write!(f, "\\u{:04x}", u32::from(c)),
+        c => write!(f, "\\U{:08x}", u32::from(c)),
+    }
+}
+
+/// Whether Python's `str.isprintable()` holds for `c`, for the characters that matter in a log
+/// line: controls (Cc, which include every line break but two), format characters such as the
+/// bidirectional overrides and zero-width spaces (Cf), the line and paragraph separators (Zl,
+/// Zp), spaces other than ' ' (Zs), private use (Co) and noncharacters are not printable.
+/// (Python also escapes unassigned code points; they are shown as they are here.)
+fn printable(c: char) -> bool {
+    let u = u32::from(c);
+    let format = matches!(
+        u,
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    );
+    let separator = matches!(
+        u,
+        0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F | 0x3000
+    );
+    let private_or_nonchar = matches!(
+        u,
+        0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD | 0xFDD0..=0xFDEF
+    ) || u & 0xFFFE == 0xFFFE;
+    !(c.is_control() || format || separator || private_or_nonchar)
 }
 
 #[cfg(test)]
@@ -376,11 +455,44 @@ mod tests {
             (b"\x00\x01\x1f\x7f\x80\xff", r"b'\x00\x01\x1f\x7f\x80\xff'"),
             (b"\x0b\x0c\x07\x08\x1b", r"b'\x0b\x0c\x07\x08\x1b'"),
             (b" ~", "b' ~'"),
-            ("caf\u{e9}".as_bytes(), r"b'caf\xc3\xa9'"),
             (b"\xabcd", r"b'\xabcd'"),
+            // Not UTF-8: bytes, whatever else they hold.
+            (b"caf\xe9", r"b'caf\xe9'"),
+            (b"\xe4\xbd\xa0\xe5\xa5", r"b'\xe4\xbd\xa0\xe5\xa5'"),
+            (b"\xed\xa0\x80", r"b'\xed\xa0\x80'"),
         ];
         for &(data, expected) in cases {
             assert_eq!(BytesRepr(data).to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn utf8_text_shows_as_text_and_cannot_forge_a_line() {
+        // Every expected string was produced by `python3 -c 'print(repr(b"...".decode()))'`.
+        let cases: &[(&str, &str)] = &[
+            ("caf\u{e9}", "'caf\u{e9}'"),
+            ("ACK你好", "'ACK你好'"),
+            ("你好\n", r"'你好\n'"),
+            (
+                "你好\r\nchat 1.2.3.4:5 joined",
+                r"'你好\r\nchat 1.2.3.4:5 joined'",
+            ),
+            ("它's", r#""它's""#),
+            ("它'\"", r#"'它\'"'"#),
+            ("\\你", r"'\\你'"),
+            ("é\x1b[31m", r"'é\x1b[31m'"),
+            ("é\u{85}\u{2028}\u{2029}", r"'é\x85\u2028\u2029'"),
+            ("abc\u{202e}cba", r"'abc\u202ecba'"),
+            ("a\u{200b}b\u{feff}", r"'a\u200bb\ufeff'"),
+            ("全角\u{3000}空格\u{a0}", r"'全角\u3000空格\xa0'"),
+            ("\u{e000}\u{10fffd}\u{fffe}", r"'\ue000\U0010fffd\ufffe'"),
+            ("emoji 🎉 e\u{301}", "'emoji 🎉 e\u{301}'"),
+            ("é\x00\x7f", r"'é\x00\x7f'"),
+        ];
+        for &(text, expected) in cases {
+            let shown = BytesRepr(text.as_bytes()).to_string();
+            assert_eq!(shown, expected, "{text:?}");
+            assert!(!shown.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{1b}']));
         }
     }
 

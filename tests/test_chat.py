@@ -314,6 +314,51 @@ def test_thread_names_in_log_records(
     assert said[0].getMessage() == "b'ACKnamed'"
 
 
+#: Payloads and how a log line must show them: as Python's repr() of the text when they are
+#: UTF-8 with non-ASCII characters, else as repr() of the bytes.
+PAYLOADS = [
+    "你好".encode(),
+    "ACK 你好，世界！".encode(),
+    "多行\n第二行\r\nchat 127.0.0.1:1 joined".encode(),  # a forged line stays on one line
+    "颜色\x1b[31m红\x1b[0m".encode(),  # no terminal escape reaches the log
+    "bidi \u202etxet\u202c zero\u200bwidth \u2028sep \u3000".encode(),
+    "它's \"quoted\" \\".encode(),
+    "🎉 e\u0301".encode(),
+    b"plain ascii",
+    b"ascii with \n newline",
+    b"\xe4\xbd\xa0\xe5\xa5",  # cut in the middle of a character: not UTF-8
+    b"\xff\xfe\x00binary",
+    "latin-1 caf\xe9".encode("latin-1"),
+]
+
+
+def shown(payload: bytes) -> str:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(payload)
+    return repr(payload) if text.isascii() else repr(text)
+
+
+def test_payloads_in_log_lines_are_text_when_they_are_utf8(
+    server: udplab.ChatS, raws: list[Raw], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="udplab")
+    with udplab.ChatC("127.0.0.1", server.addr[1]) as c:
+        wait_until(lambda: c.addr in server.raddrs)
+        for payload in PAYLOADS:
+            c.send(payload)
+            assert c.recv(timeout=5) == b"ACK" + payload
+    says = [r.getMessage() for r in caplog.records if r.threadName == "servicer"
+            and " says " in r.getMessage()]
+    heard = [r.getMessage() for r in caplog.records if r.threadName == "user"]
+    assert [line.split(" says ", 1)[1] for line in says] == [shown(p) for p in PAYLOADS]
+    assert heard == [shown(b"ACK" + p) for p in PAYLOADS]
+    assert "'你好'" in says[0] and heard[0] == "'ACK你好'"
+    for line in says + heard:
+        assert not any(ch in line for ch in "\n\r\x1b\u2028\u202e")
+
+
 def test_logging_configured_after_import_is_seen(server: udplab.ChatS, raws: list[Raw]) -> None:
     """pyo3-log caches levels; changing them later must still take effect."""
     logger = logging.getLogger("udplab")
