@@ -300,9 +300,8 @@ impl Relay {
             match maps.get_mut(&from) {
                 Some(map) => map.last = now,
                 None => {
-                    if maps.len() >= self.max_clients {
-                        self.forget_idle(shared, maps, now);
-                    }
+                    // Idle mappings are swept every `sweep_every`, not here: a flood of new
+                    // addresses must not cost a scan of every mapping per datagram.
                     if maps.len() >= self.max_clients {
                         shared.core.refuse(n, from, now);
                         if let Some(held) = shared.limit.allow(("refused", 0), now) {
