@@ -60,6 +60,8 @@ CONTENDERS = {
     "uvloop": [PY, os.path.join(HERE, "servers", "asyncio_chat.py"), "--uvloop"],
     "blaster": None,  # filled in with the built binary
 }
+# Extra environment of a contender (``--baseline`` adds one with its own PYTHONPATH).
+CONTENDER_ENV = {}
 # (name, clients, messages, window): messages chosen so that one run lasts about 2 s.
 LOADS = [
     ("throughput N=10", 10, 100_000, 8),
@@ -209,8 +211,12 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
     args = list(argv) + ([] if name == "blaster" else ["--inval", str(INVAL)])
     if name == "blaster":
         args += ["--max-seconds", str(max_seconds + 30)]
-    err = open(os.devnull, "w") if name != "udplab" else subprocess.PIPE
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+    udplab_like = name.startswith("udplab")
+    err = open(os.devnull, "w") if not udplab_like else subprocess.PIPE
+    env = dict(os.environ, **CONTENDER_ENV[name]) if name in CONTENDER_ENV else None
+    proc = subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env
+    )
     record = {"contender": name, "load": load[0], "mode": mode}
     try:
         port = read_port(proc, 30)
@@ -259,7 +265,7 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
         record["error"] = f"{type(e).__name__}: {e}"
     finally:
         stop_server(proc)
-        if name == "udplab":
+        if udplab_like:
             tail = proc.stderr.read().decode(errors="replace").strip().splitlines()
             try:
                 record["server_stats"] = json.loads(tail[-1])
@@ -531,6 +537,18 @@ def main():
         help="first run `maturin develop --release` for this Python",
     )
     parser.add_argument("--no-micro", action="store_true", help="skip the socket micro-benchmark")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run the udplab installed in DIR (pip install --target DIR a wheel of another "
+        "commit) as the contender udplab-base, for A/B runs in one invocation",
+    )
+    parser.add_argument(
+        "--info-logging",
+        action="store_true",
+        help="also run udplab with logging.basicConfig(level=INFO) (to a null file) as "
+        "udplab-info",
+    )
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.micro_child is not None:
@@ -549,6 +567,15 @@ def main():
     if args.build_udplab:
         build_udplab()
     CONTENDERS["blaster"] = [bins["blaster"]]
+    udplab_argv = CONTENDERS["udplab"]
+    if args.info_logging:
+        CONTENDERS["udplab-info"] = udplab_argv + ["--log-info"]
+    if args.baseline:
+        CONTENDERS["udplab-base"] = list(udplab_argv)
+        CONTENDER_ENV["udplab-base"] = {"PYTHONPATH": os.path.abspath(args.baseline)}
+        if args.info_logging:
+            CONTENDERS["udplab-base-info"] = udplab_argv + ["--log-info"]
+            CONTENDER_ENV["udplab-base-info"] = CONTENDER_ENV["udplab-base"]
     names = [n for n in CONTENDERS if not args.only or n in args.only.split(",")]
     have_udplab, why = importable("import udplab; udplab.ChatS")
     skipped = {}

@@ -5,19 +5,19 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use crate::endpoint::{Endpoint, Handler, Loop, Tap, Waker, TICK};
 use crate::proto::{BytesRepr, Words};
-use crate::socket::{closed_error, deadline, next_wait, Check, Family, UdpSocket, WAIT_SLICE};
+use crate::socket::{closed_error, deadline, next_wait, Check};
 
 /// Datagrams kept for [`ChatClient::recv`] before the oldest are dropped.
 pub const DEFAULT_QUEUE: usize = 1024;
-const RECV_BUFFER: usize = 65_536;
 
 /// How a chat client behaves.
 #[derive(Debug, Clone)]
@@ -62,10 +62,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The client's half of the receive loop.
+struct Receiving<'a> {
+    client: &'a ChatClient,
+    endpoint: Arc<Endpoint>,
+}
+
+impl Handler for Receiving<'_> {
+    fn endpoints(&self) -> &[Endpoint] {
+        std::slice::from_ref(&*self.endpoint)
+    }
+
+    fn datagram(&mut self, _index: usize, data: &[u8], _from: SocketAddr, _now: Instant) {
+        let client = self.client;
+        client.watched(|w, now| w.answered(now));
+        info!("{}", BytesRepr(data));
+        client.received.fetch_add(1, Ordering::Relaxed);
+        let mut inbox = lock(&client.inbox);
+        if inbox.len() >= client.capacity {
+            inbox.pop_front();
+            client.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        inbox.push_back(data.to_vec());
+        client.arrived.notify_all();
+    }
+
+    fn recv_error(&mut self, _index: usize, error: io::Error, _now: Instant) -> io::Result<()> {
+        let client = self.client;
+        // Stopping: a refusal of the parting quit is no news.
+        if client.is_stopped() {
+            return Ok(());
+        }
+        client.errors.fetch_add(1, Ordering::Relaxed);
+        client.watched(|w, now| w.failed(&error, now));
+        if error.kind() != io::ErrorKind::ConnectionRefused {
+            // Whatever this is, do not spin on it.
+            std::thread::sleep(TICK);
+        }
+        Ok(())
+    }
+}
+
 /// A chat client connected to one server.
 #[derive(Debug)]
 pub struct ChatClient {
-    socket: UdpSocket,
+    /// The connected socket until `stop` (the receive loop holds its own reference while it
+    /// runs, so the port is free once the loop has returned).
+    endpoint: Mutex<Option<Arc<Endpoint>>>,
+    /// The receive loop until `receive_loop` takes it.
+    event_loop: Mutex<Option<Loop>>,
+    waker: Waker,
     server: SocketAddr,
     local: SocketAddr,
     words: Words,
@@ -74,7 +120,6 @@ pub struct ChatClient {
     arrived: Condvar,
     heartbeat: Mutex<Heartbeat>,
     retimed: Condvar,
-    stop: AtomicBool,
     received: AtomicU64,
     dropped: AtomicU64,
     sent: AtomicU64,
@@ -87,12 +132,14 @@ impl ChatClient {
     /// Connects a socket of the server's family to `server`: the system binds an ephemeral
     /// local port, and only the server's datagrams are received.
     pub fn connect(server: SocketAddr, config: ClientConfig) -> io::Result<ChatClient> {
-        let socket = UdpSocket::new(Family::of(&server))?;
-        socket.connect(server)?;
-        let local = socket.local_addr()?;
+        let endpoint = Endpoint::connect(server)?;
+        let event_loop = Loop::new()?;
+        let local = endpoint.local_addr();
         info!("chat client {local} talks to {server}");
         Ok(ChatClient {
-            socket,
+            endpoint: Mutex::new(Some(Arc::new(endpoint))),
+            waker: event_loop.waker(),
+            event_loop: Mutex::new(Some(event_loop)),
             server,
             local,
             words: config.words,
@@ -101,7 +148,6 @@ impl ChatClient {
             arrived: Condvar::new(),
             heartbeat: Mutex::new(Heartbeat::default()),
             retimed: Condvar::new(),
-            stop: AtomicBool::new(false),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -123,67 +169,60 @@ impl ChatClient {
 
     /// Whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.waker.is_stopped()
     }
 
-    fn send_raw(&self, data: &[u8], check: Check<'_>) -> io::Result<usize> {
-        match self.socket.send_checked(data, check) {
+    /// Sets the tap that sees every datagram the client receives and sends; only before
+    /// [`receive_loop`](Self::receive_loop) runs (false after, and nothing changes).
+    pub fn set_tap(&self, tap: Option<Arc<dyn Tap>>) -> bool {
+        let mut endpoint = lock(&self.endpoint);
+        match endpoint.as_mut().and_then(Arc::get_mut) {
+            Some(endpoint) => {
+                endpoint.set_tap(tap);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn endpoint(&self) -> io::Result<Arc<Endpoint>> {
+        lock(&self.endpoint).clone().ok_or_else(closed_error)
+    }
+
+    fn send_raw(&self, data: &[u8]) -> io::Result<usize> {
+        let endpoint = self.endpoint()?;
+        match endpoint.send(data) {
             // A connected socket reports an earlier datagram's ICMP "port unreachable" on the
             // next call, which then sends nothing: that error is stale, so send once more.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                self.watched(|w, now| w.failed(&e, now));
-                self.socket.send_checked(data, &mut || Ok(()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => endpoint.send(data),
             other => other,
         }
     }
 
-    /// Sends a chat message.
-    pub fn send(&self, data: &[u8], check: Check<'_>) -> io::Result<()> {
-        self.send_raw(data, check)?;
+    /// Sends a chat message (waiting at most [`SEND_WAIT`](crate::endpoint::SEND_WAIT) for
+    /// buffer space).
+    pub fn send(&self, data: &[u8]) -> io::Result<()> {
+        self.send_raw(data)?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Receives datagrams until [`stop`](Self::stop): each is logged at INFO (as the tutorial's
     /// client does) and queued for [`recv`](Self::recv). Refusals from a server that is not up
-    /// yet, or went away, are counted and waited out.
+    /// yet, or went away, are counted and waited out. Runs once per client.
     pub fn receive_loop(&self) {
-        let mut buf = vec![0u8; RECV_BUFFER];
-        let mut stopped = || {
-            if self.is_stopped() {
-                Err(closed_error())
-            } else {
-                Ok(())
-            }
+        let taken = lock(&self.event_loop).take();
+        let (Some(mut event_loop), Ok(endpoint)) = (taken, self.endpoint()) else {
+            return;
         };
-        while !self.is_stopped() {
-            match self.socket.recv_checked(&mut buf, &mut stopped) {
-                Ok(n) => {
-                    self.watched(|w, now| w.answered(now));
-                    info!("{}", BytesRepr(&buf[..n]));
-                    self.received.fetch_add(1, Ordering::Relaxed);
-                    let mut inbox = lock(&self.inbox);
-                    if inbox.len() >= self.capacity {
-                        inbox.pop_front();
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    inbox.push_back(buf[..n].to_vec());
-                    self.arrived.notify_all();
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => break,
-                // Stopping: a refusal of the parting quit is no news.
-                Err(_) if self.is_stopped() => break,
-                Err(e) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
-                    self.watched(|w, now| w.failed(&e, now));
-                    if e.kind() != io::ErrorKind::ConnectionRefused {
-                        // Whatever this is, do not spin on it.
-                        std::thread::sleep(WAIT_SLICE);
-                    }
-                }
-            }
+        if let Err(e) = event_loop.run(&mut Receiving {
+            client: self,
+            endpoint,
+        }) {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            warn!("chat client {} stopped receiving: {e}", self.local);
         }
+        let _inbox = lock(&self.inbox);
         self.arrived.notify_all();
     }
 
@@ -243,7 +282,7 @@ impl ChatClient {
             // An interval too long for `Instant` means no further heartbeat, not a panic.
             hb.next = now.checked_add(interval);
             drop(hb);
-            match self.send_raw(&self.words.heartbeat, &mut || Ok(())) {
+            match self.send_raw(&self.words.heartbeat) {
                 Ok(_) => {
                     self.heartbeats.fetch_add(1, Ordering::Relaxed);
                     debug!("chat heartbeat to {}", self.server);
@@ -298,15 +337,17 @@ impl ChatClient {
         }
     }
 
-    /// Says quit to the server (best effort), ends both loops and closes the socket. The
-    /// loops return within [`WAIT_SLICE`]. Idempotent.
+    /// Says quit to the server (best effort), ends both loops at once and closes the socket
+    /// (the port is free once the receive loop has returned). Idempotent.
     pub fn stop(&self) {
-        if self.stop.swap(true, Ordering::Relaxed) {
+        let Some(endpoint) = lock(&self.endpoint).take() else {
             return;
-        }
-        if let Err(e) = self.socket.send_checked(&self.words.quit, &mut || Ok(())) {
+        };
+        if let Err(e) = endpoint.send(&self.words.quit) {
             debug!("chat quit to {} failed: {e}", self.server);
         }
+        drop(endpoint);
+        self.waker.stop();
         {
             // Taking the locks orders the flag before the loops' next wait.
             let _hb = lock(&self.heartbeat);
@@ -316,7 +357,6 @@ impl ChatClient {
             let _inbox = lock(&self.inbox);
             self.arrived.notify_all();
         }
-        self.socket.close();
         info!("chat client {} stopped", self.local);
     }
 

@@ -2,6 +2,8 @@
 //!
 //! The core is plain Rust and usable without Python:
 //!
+//! - [`endpoint`]: one UDP socket and its receive loop (stop, wake-up, timers, a tap on every
+//!   datagram in and out), which the server and the client run on;
 //! - [`socket`]: a datagram socket with timeouts and interruptible blocking calls;
 //! - [`proto`]: the chat's wire format, parsed once into a [`proto::Message`];
 //! - [`peers`]: the table of chat clients ordered by last-seen time, where clients expire;
@@ -15,6 +17,7 @@
 //! converts types, releases the GIL around blocking calls and maps errors.
 
 pub mod client;
+pub mod endpoint;
 pub mod fanout;
 pub mod link;
 pub mod peers;

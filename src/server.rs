@@ -9,20 +9,16 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use log::{debug, info, warn};
-use socket2::{Domain, Protocol, Socket, Type};
-
+use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
 use crate::fanout::{Fanout, SocketFanout};
 use crate::peers::{PeerTable, Touch, DEFAULT_MAX_CLIENTS};
 use crate::proto::{BytesRepr, Message, Words, DEFAULT_PREFIX, UDP_MAX_PAYLOAD};
+use log::{debug, info, warn};
 
-/// How often an idle server wakes to expire clients and to notice `stop`.
-pub const TICK: Duration = Duration::from_millis(100);
 /// Events kept for [`ChatServer::events`].
 pub const DEFAULT_HISTORY: usize = 4096;
 /// Notices kept for callbacks before the oldest are dropped.
@@ -31,7 +27,7 @@ pub const NOTICE_QUEUE: usize = 4096;
 /// broadcast is being sent; the kernel's default (208 KiB) overflows then and loses them.
 pub const DEFAULT_RCVBUF: usize = 4 << 20;
 /// A receive buffer that holds any datagram whole.
-const RECV_BUFFER: usize = 65_536;
+const RECV_BUFFER: usize = crate::endpoint::MAX_DATAGRAM;
 /// How long the server keeps polling after a broadcast before it sleeps again (see
 /// [`ServerConfig::spin`]).
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
@@ -486,6 +482,11 @@ impl Hub {
         self.history.iter()
     }
 
+    /// When the oldest client is due to expire (it expires once this has passed).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.peers.next_expiry(self.config.inval)
+    }
+
     /// Takes the queued notices.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         self.notices.drain(..).collect()
@@ -506,12 +507,75 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct ChatServer {
     addr: SocketAddr,
-    socket: Mutex<Option<std::net::UdpSocket>>,
-    /// A second handle on the same socket, kept so `stop` can wake a blocked receive.
-    waker: Mutex<Option<std::net::UdpSocket>>,
+    /// The socket and its receive loop until `serve` takes them (or `stop` drops them).
+    endpoint: Mutex<Option<(Endpoint, Loop)>>,
+    waker: Waker,
     hub: Mutex<Hub>,
     notices_ready: Condvar,
-    stop: AtomicBool,
+}
+
+/// What [`ChatServer::serve`] runs on its [`Loop`]: the server's half of the receive loop.
+struct Serving<'a> {
+    server: &'a ChatServer,
+    endpoint: Endpoint,
+    fanout: SocketFanout,
+    spin: Duration,
+    /// Poll without sleeping until then (set after a broadcast, see [`ServerConfig::spin`]).
+    busy_until: Option<Instant>,
+    /// When the oldest client expires.
+    next_expiry: Option<Instant>,
+}
+
+impl Serving<'_> {
+    /// Runs `f` on the hub, then wakes callbacks waiting for notices and re-reads the expiry
+    /// deadline.
+    fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &mut SocketFanout, &Endpoint)) {
+        let mut hub = lock(&self.server.hub);
+        let notices_before = hub.notices.len();
+        f(&mut hub, &mut self.fanout, &self.endpoint);
+        if hub.notices.len() != notices_before {
+            self.server.notices_ready.notify_all();
+        }
+        // Expiry is due strictly after `inval` has passed.
+        self.next_expiry = hub
+            .next_expiry()
+            .and_then(|due| due.checked_add(Duration::from_nanos(1)));
+    }
+}
+
+impl Handler for Serving<'_> {
+    fn endpoints(&self) -> &[Endpoint] {
+        std::slice::from_ref(&self.endpoint)
+    }
+
+    fn datagram(&mut self, _index: usize, data: &[u8], from: SocketAddr, now: Instant) {
+        let mut broadcast = false;
+        self.with_hub(|hub, fanout, endpoint| {
+            let messages_before = hub.stats.messages;
+            hub.handle(data, from, now, &mut fanout.on(endpoint));
+            broadcast = hub.stats.messages != messages_before;
+        });
+        if broadcast && !self.spin.is_zero() {
+            self.busy_until = Some(now + self.spin);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.next_expiry
+    }
+
+    fn timer(&mut self, now: Instant) {
+        self.with_hub(|hub, _, _| hub.expire(now));
+    }
+
+    fn busy_until(&self) -> Option<Instant> {
+        self.busy_until
+    }
+
+    fn recv_error(&mut self, _index: usize, error: io::Error, now: Instant) -> io::Result<()> {
+        self.with_hub(|hub, _, _| hub.recv_error(&error, now));
+        Ok(())
+    }
 }
 
 impl ChatServer {
@@ -520,25 +584,23 @@ impl ChatServer {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        if let Some(bytes) = config.rcvbuf {
-            socket.set_recv_buffer_size(bytes)?;
-        }
-        socket.bind(&addr.into())?;
-        let socket = std::net::UdpSocket::from(socket);
-        socket.set_read_timeout(Some(TICK))?;
-        let addr = socket.local_addr()?;
+        let options = Options {
+            rcvbuf: config.rcvbuf,
+            ..Options::default()
+        };
+        let endpoint = Endpoint::bind(addr, &options)?;
+        let event_loop = Loop::new()?;
+        let addr = endpoint.local_addr();
         if addr.ip().is_unspecified() {
             warn!("chat server on {addr} listens on every interface");
         }
         info!("chat server listening on {addr}");
         Ok(ChatServer {
             addr,
-            waker: Mutex::new(Some(socket.try_clone()?)),
-            socket: Mutex::new(Some(socket)),
+            waker: event_loop.waker(),
+            endpoint: Mutex::new(Some((endpoint, event_loop))),
             hub: Mutex::new(Hub::new(config)),
             notices_ready: Condvar::new(),
-            stop: AtomicBool::new(false),
         })
     }
 
@@ -547,86 +609,56 @@ impl ChatServer {
         self.addr
     }
 
+    /// Sets the tap that sees every datagram the server receives and sends; only before
+    /// [`serve`](Self::serve) (false after, and nothing changes).
+    pub fn set_tap(&self, tap: Option<Arc<dyn Tap>>) -> bool {
+        match lock(&self.endpoint).as_mut() {
+            Some((endpoint, _)) => {
+                endpoint.set_tap(tap);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Receives and handles datagrams until [`stop`](Self::stop), then closes the socket (the
     /// port is free when this returns) and forgets the clients. Runs once per server.
     pub fn serve(&self) -> io::Result<()> {
-        let socket = lock(&self.socket)
+        let (endpoint, mut event_loop) = lock(&self.endpoint)
             .take()
             .ok_or_else(|| io::Error::other("chat server already served or stopped"))?;
-        let mut fanout = SocketFanout::new(&socket);
-        let mut buf = vec![0u8; RECV_BUFFER];
         let spin = lock(&self.hub).config.spin;
-        // While `spin_until` lies ahead the socket is non-blocking and the loop polls it.
-        let (mut spin_until, mut polling) = (None::<Instant>, false);
-        loop {
-            if let Some(until) = spin_until {
-                if Instant::now() >= until {
-                    spin_until = None;
-                }
-            }
-            if polling != spin_until.is_some() {
-                polling = spin_until.is_some();
-                socket.set_nonblocking(polling)?;
-            }
-            let received = crate::socket::recv_from_raw(&socket, &mut buf);
-            if self.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            if polling && matches!(&received, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                continue;
-            }
-            let now = Instant::now();
-            let mut hub = lock(&self.hub);
-            let notices_before = hub.notices.len();
-            let messages_before = hub.stats.messages;
-            match received {
-                Ok((n, Some(from))) => hub.handle(&buf[..n], from, now, &mut fanout),
-                // A wake-up without a sender: only `stop` does that, and the loop ends above.
-                Ok((_, None)) => hub.expire(now),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    hub.expire(now)
-                }
-                Err(e) => hub.recv_error(&e, now),
-            }
-            if hub.notices.len() != notices_before {
-                self.notices_ready.notify_all();
-            }
-            if hub.stats.messages != messages_before && !spin.is_zero() {
-                spin_until = Some(now + spin);
-            }
-        }
-        drop(socket);
+        let mut serving = Serving {
+            server: self,
+            fanout: SocketFanout::new(&endpoint),
+            endpoint,
+            spin,
+            busy_until: None,
+            next_expiry: None,
+        };
+        let result = event_loop.run(&mut serving);
+        drop(serving);
         lock(&self.hub).forget_clients();
         self.notices_ready.notify_all();
         let totals = self.stats();
-        info!("chat server on {} stopped; {totals}", self.addr);
-        Ok(())
+        match &result {
+            Ok(()) => info!("chat server on {} stopped; {totals}", self.addr),
+            Err(e) => warn!("chat server on {} stopped: {e}; {totals}", self.addr),
+        }
+        result
     }
 
     /// Makes [`serve`](Self::serve) return at once (it frees the port as it does). Idempotent.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(waker) = lock(&self.waker).take() {
-            // Linux wakes a receive blocked on a shut-down UDP socket (and reports ENOTCONN
-            // for an unconnected one, which changes nothing); else serve() sees the flag
-            // within one TICK.
-            let _ = socket2::SockRef::from(&waker).shutdown(std::net::Shutdown::Both);
-        }
+        self.waker.stop();
         // A server that never served still holds its socket: free the port now.
-        lock(&self.socket).take();
+        lock(&self.endpoint).take();
         self.notices_ready.notify_all();
     }
 
     /// Whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.waker.is_stopped()
     }
 
     /// Serves on a new thread named `servicer`, for use from Rust.

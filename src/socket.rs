@@ -149,14 +149,8 @@ pub fn recv_from_raw(
     sock: &std::net::UdpSocket,
     buf: &mut [u8],
 ) -> io::Result<(usize, Option<SocketAddr>)> {
-    use nix::sys::socket::{recvfrom, SockaddrStorage};
-    use std::os::fd::AsRawFd;
-    let (n, from) = recvfrom::<SockaddrStorage>(sock.as_raw_fd(), buf)?;
-    let addr = from.and_then(|a| match a.as_sockaddr_in() {
-        Some(v4) => Some(SocketAddr::V4((*v4).into())),
-        None => a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())),
-    });
-    Ok((n, addr))
+    let (n, _, from) = rustix::net::recvfrom(sock, buf, rustix::net::RecvFlags::empty())?;
+    Ok((n, from.and_then(|a| SocketAddr::try_from(a).ok())))
 }
 
 /// When a wait of `timeout` from now ends: `None` (never) without a timeout, or for one past

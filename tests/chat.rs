@@ -36,7 +36,7 @@ fn clients_talk_expire_and_quit() {
     }
     wait_until("three joins", || server.clients().len() == 3);
 
-    clients[0].send(b"hello", &mut || Ok(())).unwrap();
+    clients[0].send(b"hello").unwrap();
     for c in &clients {
         let got = c
             .recv(Some(Duration::from_secs(5)), &mut || Ok(()))

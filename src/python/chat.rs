@@ -268,7 +268,7 @@ impl PyChatClient {
     fn send(&self, py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<()> {
         let bytes = data(msg)?;
         let payload: &[u8] = &bytes;
-        blocking(py, |check| self.inner.send(payload, check))
+        py.detach(|| self.inner.send(payload)).map_err(os_error)
     }
 
     #[pyo3(signature = (timeout = None))]
