@@ -343,11 +343,12 @@ impl ChatClient {
         let Some(endpoint) = lock(&self.endpoint).take() else {
             return;
         };
+        // Stopped before the quit goes out: a refusal of it is no news to the receive loop.
+        self.waker.stop();
         if let Err(e) = endpoint.send(&self.words.quit) {
             debug!("chat quit to {} failed: {e}", self.server);
         }
         drop(endpoint);
-        self.waker.stop();
         {
             // Taking the locks orders the flag before the loops' next wait.
             let _hb = lock(&self.heartbeat);

@@ -552,7 +552,9 @@ STD_MACROS = {
     "debug", "info", "warn", "error", "trace", "log_enabled",
     "proptest", "prop_assert", "prop_assert_eq", "prop_oneof",
 }
-STD_ATTRIBUTES = {"allow", "cfg", "derive", "doc", "ignore", "inline", "must_use", "test"}
+STD_ATTRIBUTES = {
+    "allow", "cfg", "derive", "doc", "ignore", "inline", "must_use", "test", "proptest_config",
+}
 
 
 def test_no_unsafe_rust() -> None:
