@@ -1,30 +1,22 @@
-//! The link's socket loop: one listening socket for the clients and, like a NAT, one upstream
-//! socket per client address, connected to the target, so replies find their way back. Every
-//! datagram goes through [`Impairer`], which decides its fate and when it leaves; this loop
-//! only receives, waits until the next copy is due, and sends.
-//!
-//! TODO(issue 11): this loop waits on its sockets with ppoll(2) itself. It should move onto the
-//! shared receive-loop endpoint (`src/endpoint.rs`) once that covers several sockets.
+//! The link's socket loop, a [`Handler`] of the shared receive loop ([`crate::endpoint`]): the
+//! endpoint facing the clients at index 0 and, like a NAT, one endpoint per client address
+//! after it, connected to the target, so replies find their way back. Every datagram goes
+//! through [`Impairer`], which decides its fate and when it leaves; the handler hands it what
+//! arrives, names the next copy's due time as the loop's deadline, and sends what is due.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
-use nix::errno::Errno;
-use nix::poll::{ppoll, PollFd, PollFlags};
-use nix::sys::time::TimeSpec;
-use socket2::{Domain, Protocol, Socket, Type};
 
 use super::fate::{Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome};
 use super::DEFAULT_EVENTS;
+use crate::endpoint::{Endpoint, Handler, Loop, Options, Waker};
 use crate::server::{wall_time, RateLimit, DEFAULT_RCVBUF};
-use crate::socket::Family;
 
 /// The logger (`udplab.link` in Python).
 const LOG: &str = "udplab::link";
@@ -32,12 +24,6 @@ const LOG: &str = "udplab::link";
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// A mapping with no traffic either way for this long is forgotten, by default.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
-/// The longest the loop sleeps, so it notices idle mappings without traffic.
-const TICK: Duration = Duration::from_millis(100);
-/// Datagrams taken from one socket before the others get their turn.
-const BATCH: usize = 64;
-/// A buffer that holds any datagram whole.
-const RECV_BUFFER: usize = 65_536;
 
 /// How a link behaves. [`LinkConfig::new`] gives a perfect link.
 #[derive(Debug, Clone)]
@@ -118,19 +104,8 @@ struct Shared {
     limit: RateLimit,
 }
 
-/// One client's way to the target.
-#[derive(Debug)]
-struct Mapping {
-    socket: UdpSocket,
-    last: Instant,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn is_would_block(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::WouldBlock
 }
 
 /// A bound link. [`serve`](Relay::serve) runs it on the calling thread until
@@ -142,11 +117,10 @@ pub struct Relay {
     seed: u64,
     max_clients: usize,
     idle: Duration,
-    socket: Mutex<Option<UdpSocket>>,
-    /// A second handle on the listening socket, shut down by `stop` to wake the loop.
-    waker: Mutex<Option<UdpSocket>>,
+    /// The endpoint facing the clients and the loop, taken by `serve` (or dropped by `stop`).
+    parts: Mutex<Option<(Endpoint, Loop)>>,
+    waker: Waker,
     shared: Mutex<Shared>,
-    stop: AtomicBool,
 }
 
 impl Relay {
@@ -156,16 +130,13 @@ impl Relay {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let socket = Socket::new(
-            Domain::for_address(listen),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )?;
-        socket.set_recv_buffer_size(DEFAULT_RCVBUF)?;
-        socket.bind(&listen.into())?;
-        socket.set_nonblocking(true)?;
-        let socket = UdpSocket::from(socket);
-        let addr = socket.local_addr()?;
+        let options = Options {
+            rcvbuf: Some(DEFAULT_RCVBUF),
+            ..Options::default()
+        };
+        let endpoint = Endpoint::bind(listen, &options)?;
+        let addr = endpoint.local_addr();
+        let event_loop = Loop::new()?;
         // Logged before any datagram, on the caller's thread: any run can be replayed.
         info!(target: LOG, "link {addr} -> {target} seed {}", config.seed);
         Ok(Relay {
@@ -174,8 +145,8 @@ impl Relay {
             seed: config.seed,
             max_clients: config.max_clients,
             idle: config.idle,
-            waker: Mutex::new(Some(socket.try_clone()?)),
-            socket: Mutex::new(Some(socket)),
+            waker: event_loop.waker(),
+            parts: Mutex::new(Some((endpoint, event_loop))),
             shared: Mutex::new(Shared {
                 core: Impairer::new(config.up, config.down, config.seed, config.history),
                 clients: Vec::new(),
@@ -183,7 +154,6 @@ impl Relay {
                 forgotten: 0,
                 limit: RateLimit::default(),
             }),
-            stop: AtomicBool::new(false),
         })
     }
 
@@ -205,11 +175,18 @@ impl Relay {
     /// Relays until [`stop`](Self::stop), then discards what still waits (counted as
     /// `flushed`) and closes every socket (the port is free when this returns).
     pub fn serve(&self) -> io::Result<()> {
-        let socket = lock(&self.socket)
+        let (endpoint, mut event_loop) = lock(&self.parts)
             .take()
             .ok_or_else(|| io::Error::other("link already served or stopped"))?;
-        let mut maps: HashMap<SocketAddr, Mapping> = HashMap::new();
-        let result = self.run(&socket, &mut maps);
+        let mut relaying = Relaying {
+            relay: self,
+            endpoints: vec![endpoint],
+            clients: Vec::new(),
+            index: HashMap::new(),
+            next_sweep: Instant::now() + self.sweep_every(),
+        };
+        let result = event_loop.run(&mut relaying);
+        drop(relaying); // closes every socket
         let mut shared = lock(&self.shared);
         shared.core.flush(Instant::now());
         shared.clients.clear();
@@ -219,198 +196,15 @@ impl Relay {
         result
     }
 
-    fn run(&self, socket: &UdpSocket, maps: &mut HashMap<SocketAddr, Mapping>) -> io::Result<()> {
-        let mut buf = vec![0u8; RECV_BUFFER];
-        let mut order: Vec<SocketAddr> = Vec::new();
-        let mut ready: Vec<bool> = Vec::new();
-        let mut next_sweep = Instant::now() + self.sweep_every();
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let due = {
-                let mut shared = lock(&self.shared);
-                self.send_due(&mut shared, socket, maps, now);
-                if now >= next_sweep {
-                    self.forget_idle(&mut shared, maps, now);
-                    next_sweep = now + self.sweep_every();
-                }
-                shared.core.next_due()
-            };
-            let wait = due.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
-            order.clear();
-            order.extend(maps.keys().copied());
-            {
-                let mut fds = Vec::with_capacity(order.len() + 1);
-                fds.push(PollFd::new(socket.as_fd(), PollFlags::POLLIN));
-                fds.extend(
-                    order
-                        .iter()
-                        .map(|c| PollFd::new(maps[c].socket.as_fd(), PollFlags::POLLIN)),
-                );
-                match ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None) {
-                    Ok(0) | Err(Errno::EINTR) => continue,
-                    Ok(_) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                ready.clear();
-                ready.extend(
-                    fds.iter()
-                        .map(|f| f.revents().is_some_and(|r| !r.is_empty())),
-                );
-            }
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            let mut shared = lock(&self.shared);
-            if ready[0] {
-                self.receive_up(&mut shared, socket, maps, &mut buf, now);
-            }
-            for (client, _) in order.iter().zip(&ready[1..]).filter(|(_, &r)| r) {
-                if let Some(map) = maps.get_mut(client) {
-                    receive_down(&mut shared, *client, map, &mut buf, now);
-                }
-            }
-        }
-    }
-
     fn sweep_every(&self) -> Duration {
         (self.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
-    /// Takes datagrams from clients until none waits (or a batch is done).
-    fn receive_up(
-        &self,
-        shared: &mut Shared,
-        socket: &UdpSocket,
-        maps: &mut HashMap<SocketAddr, Mapping>,
-        buf: &mut [u8],
-        now: Instant,
-    ) {
-        for _ in 0..BATCH {
-            let (n, from) = match crate::socket::recv_from_raw(socket, buf) {
-                Ok(got) => got,
-                Err(e) if is_would_block(&e) => return,
-                Err(e) => return log_error(shared, "receiving from clients", &e, now),
-            };
-            let Some(from) = from else { return };
-            let data = &buf[..n];
-            match maps.get_mut(&from) {
-                Some(map) => map.last = now,
-                None => {
-                    // Idle mappings are swept every `sweep_every`, not here: a flood of new
-                    // addresses must not cost a scan of every mapping per datagram.
-                    if maps.len() >= self.max_clients {
-                        shared.core.refuse(n, from, now);
-                        if let Some(held) = shared.limit.allow(("refused", 0), now) {
-                            warn!(target: LOG, "link refused {from}: {} clients mapped already{}",
-                                self.max_clients, crate::server::held_note(held));
-                        }
-                        continue;
-                    }
-                    match self.map(now) {
-                        Ok(map) => {
-                            let upstream = map.socket.local_addr().unwrap_or(self.target);
-                            shared.clients.push((from, upstream));
-                            shared.mapped += 1;
-                            maps.insert(from, map);
-                            if let Some(held) = shared.limit.allow(("mapped", 0), now) {
-                                info!(target: LOG, "link {from} mapped to {upstream}{}",
-                                    crate::server::held_note(held));
-                            }
-                        }
-                        Err(e) => {
-                            shared.core.refuse(n, from, now);
-                            log_error(shared, "opening an upstream socket", &e, now);
-                            continue;
-                        }
-                    }
-                }
-            }
-            shared.core.admit(Direction::Up, data, from, now);
-        }
-    }
-
-    /// A new upstream socket for a client, connected to the target.
-    fn map(&self, now: Instant) -> io::Result<Mapping> {
-        let family = Family::of(&self.target);
-        let socket = Socket::new(
-            Domain::for_address(self.target),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )?;
-        socket.set_recv_buffer_size(DEFAULT_RCVBUF)?;
-        socket.bind(&SocketAddr::new(family.unspecified(), 0).into())?;
-        socket.connect(&self.target.into())?;
-        socket.set_nonblocking(true)?;
-        Ok(Mapping {
-            socket: socket.into(),
-            last: now,
-        })
-    }
-
-    /// Sends every copy whose time has come, both ways.
-    fn send_due(
-        &self,
-        shared: &mut Shared,
-        socket: &UdpSocket,
-        maps: &mut HashMap<SocketAddr, Mapping>,
-        now: Instant,
-    ) {
-        for direction in Direction::BOTH {
-            while let Some(copy) = shared.core.pop_due(direction, now) {
-                let sent = match direction {
-                    Direction::Up => match maps.get_mut(&copy.client) {
-                        Some(map) => {
-                            map.last = now;
-                            map.socket.send(&copy.data)
-                        }
-                        None => Err(io::Error::from(io::ErrorKind::NotConnected)),
-                    },
-                    Direction::Down => socket.send_to(&copy.data, copy.client),
-                };
-                if let Err(e) = &sent {
-                    log_error(shared, "sending", e, now);
-                }
-                shared.core.sent(direction, copy, sent.is_ok(), now);
-            }
-        }
-    }
-
-    /// Forgets the mappings silent both ways for `idle`, with the copies still waiting for them.
-    fn forget_idle(
-        &self,
-        shared: &mut Shared,
-        maps: &mut HashMap<SocketAddr, Mapping>,
-        now: Instant,
-    ) {
-        let before = maps.len();
-        maps.retain(|client, map| {
-            let keep = now.saturating_duration_since(map.last) < self.idle;
-            if !keep {
-                shared.core.forget(*client, now);
-            }
-            keep
-        });
-        let gone = before - maps.len();
-        if gone > 0 {
-            shared.forgotten += gone as u64;
-            shared.clients.retain(|(c, _)| maps.contains_key(c));
-            info!(target: LOG, "link forgot {gone} idle client(s); {} mapped", maps.len());
-        }
-    }
-
     /// Makes [`serve`](Self::serve) return at once (it frees the port as it does). Idempotent.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(waker) = lock(&self.waker).take() {
-            // Shutting the socket down makes ppoll(2) report it at once.
-            let _ = socket2::SockRef::from(&waker).shutdown(std::net::Shutdown::Both);
-        }
+        self.waker.stop();
         // A link that never served still holds its socket: free the port now.
-        lock(&self.socket).take();
+        lock(&self.parts).take();
     }
 
     /// Serves on a new thread named `link`, for use from Rust.
@@ -449,24 +243,148 @@ impl Relay {
     }
 }
 
-/// Takes the target's datagrams for one client until none waits (or a batch is done).
-fn receive_down(
-    shared: &mut Shared,
-    client: SocketAddr,
-    map: &mut Mapping,
-    buf: &mut [u8],
-    now: Instant,
-) {
-    for _ in 0..BATCH {
-        match map.socket.recv(buf) {
-            Ok(n) => {
-                map.last = now;
-                shared.core.admit(Direction::Down, &buf[..n], client, now);
-            }
-            Err(e) if is_would_block(&e) => return,
-            // The target's port is closed (an ICMP error came back): nothing to relay.
-            Err(e) => return log_error(shared, "receiving from the target", &e, now),
+/// The loop's handler while a link serves: the endpoints and the NAT table.
+struct Relaying<'a> {
+    relay: &'a Relay,
+    /// `[clients' endpoint, then one per client towards the target]`.
+    endpoints: Vec<Endpoint>,
+    /// `(client, last traffic either way)` for `endpoints[i + 1]`.
+    clients: Vec<(SocketAddr, Instant)>,
+    /// Client address to its index in `clients`.
+    index: HashMap<SocketAddr, usize>,
+    next_sweep: Instant,
+}
+
+impl Relaying<'_> {
+    /// The index in `clients` of `from`'s mapping, made if new and there is room.
+    fn mapping(&mut self, shared: &mut Shared, from: SocketAddr, now: Instant) -> Option<usize> {
+        if let Some(&i) = self.index.get(&from) {
+            return Some(i);
         }
+        // Idle mappings are swept every `sweep_every`, not here: a flood of new addresses must
+        // not cost a scan of every mapping per datagram.
+        if self.clients.len() >= self.relay.max_clients {
+            if let Some(held) = shared.limit.allow(("refused", 0), now) {
+                warn!(target: LOG, "link refused {from}: {} clients mapped already{}",
+                    self.relay.max_clients, crate::server::held_note(held));
+            }
+            return None;
+        }
+        let endpoint = match Endpoint::connect(self.relay.target) {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                log_error(shared, "opening an upstream socket", &e, now);
+                return None;
+            }
+        };
+        // Replies from a fast target must not overflow the default receive buffer.
+        let _ = socket2::SockRef::from(endpoint.socket()).set_recv_buffer_size(DEFAULT_RCVBUF);
+        let upstream = endpoint.local_addr();
+        self.endpoints.push(endpoint);
+        self.clients.push((from, now));
+        self.index.insert(from, self.clients.len() - 1);
+        shared.clients.push((from, upstream));
+        shared.mapped += 1;
+        if let Some(held) = shared.limit.allow(("mapped", 0), now) {
+            info!(target: LOG, "link {from} mapped to {upstream}{}", crate::server::held_note(held));
+        }
+        Some(self.clients.len() - 1)
+    }
+
+    /// Sends every copy whose time has come, both ways.
+    fn send_due(&mut self, shared: &mut Shared, now: Instant) {
+        for direction in Direction::BOTH {
+            while let Some(copy) = shared.core.pop_due(direction, now) {
+                let sent = match direction {
+                    Direction::Up => match self.index.get(&copy.client) {
+                        Some(&i) => {
+                            self.clients[i].1 = now;
+                            self.endpoints[i + 1].send(&copy.data)
+                        }
+                        None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+                    },
+                    Direction::Down => self.endpoints[0].send_to(&copy.data, copy.client),
+                };
+                if let Err(e) = &sent {
+                    log_error(shared, "sending", e, now);
+                }
+                shared.core.sent(direction, copy, sent.is_ok(), now);
+            }
+        }
+    }
+
+    /// Forgets the mappings silent both ways for `idle`, with the copies still waiting for
+    /// them. Runs between the loop's waits, so no endpoint index is in use.
+    fn forget_idle(&mut self, shared: &mut Shared, now: Instant) {
+        let before = self.clients.len();
+        let mut i = 0;
+        while i < self.clients.len() {
+            let (client, last) = self.clients[i];
+            if now.saturating_duration_since(last) < self.relay.idle {
+                i += 1;
+                continue;
+            }
+            shared.core.forget(client, now);
+            self.index.remove(&client);
+            self.clients.swap_remove(i);
+            self.endpoints.swap_remove(i + 1); // closes its socket
+            if let Some(&(moved, _)) = self.clients.get(i) {
+                self.index.insert(moved, i);
+            }
+        }
+        let gone = before - self.clients.len();
+        if gone > 0 {
+            shared.forgotten += gone as u64;
+            let index = &self.index;
+            shared.clients.retain(|(c, _)| index.contains_key(c));
+            info!(target: LOG, "link forgot {gone} idle client(s); {} mapped", self.clients.len());
+        }
+    }
+}
+
+impl Handler for Relaying<'_> {
+    fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    fn datagram(&mut self, index: usize, data: &[u8], from: SocketAddr, now: Instant) {
+        let relay = self.relay;
+        let mut shared = lock(&relay.shared);
+        if index == 0 {
+            match self.mapping(&mut shared, from, now) {
+                Some(i) => {
+                    self.clients[i].1 = now;
+                    shared.core.admit(Direction::Up, data, from, now);
+                }
+                None => shared.core.refuse(data.len(), from, now),
+            }
+        } else if let Some(entry) = self.clients.get_mut(index - 1) {
+            entry.1 = now;
+            let client = entry.0;
+            shared.core.admit(Direction::Down, data, client, now);
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let due = lock(&self.relay.shared).core.next_due();
+        Some(due.map_or(self.next_sweep, |d| d.min(self.next_sweep)))
+    }
+
+    fn timer(&mut self, now: Instant) {
+        let relay = self.relay;
+        let mut shared = lock(&relay.shared);
+        self.send_due(&mut shared, now);
+        if now >= self.next_sweep {
+            self.forget_idle(&mut shared, now);
+            self.next_sweep = now + relay.sweep_every();
+        }
+    }
+
+    /// An upstream socket hears `ECONNREFUSED` when the target's port is closed (an ICMP
+    /// error came back): logged, and the link goes on.
+    fn recv_error(&mut self, _index: usize, error: io::Error, now: Instant) -> io::Result<()> {
+        log_error(&mut lock(&self.relay.shared), "receiving", &error, now);
+        Ok(())
     }
 }
 

@@ -458,8 +458,6 @@ fn run(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
-
     /// The fates do not depend on the pace: the same datagrams at any speed lose, duplicate,
     /// corrupt, reorder and delay the same ones (only queue drops may differ).
     #[test]

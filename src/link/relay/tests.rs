@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::link::Loss;
+use std::net::UdpSocket;
 
 /// A target that echoes every datagram until it has echoed `n` or a second passes in silence.
 fn echo_target(n: usize) -> (SocketAddr, JoinHandle<usize>) {
