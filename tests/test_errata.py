@@ -109,3 +109,38 @@ def test_docs_and_tests_cite_only_mistakes_in_the_table() -> None:
     for path in files:
         for number in CITE.findall(path.read_text(encoding="utf-8")):
             assert int(number) in rows, f"{path.relative_to(ROOT)} cites mistake {number}"
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slugs(path: Path) -> set[str]:
+    """The anchors of a Markdown file's headings, as GitHub and JupyterLab make them."""
+    text = path.read_text(encoding="utf-8")
+    return {
+        re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
+        for match in map(HEADING.match, text.splitlines())
+        if match
+    }
+
+
+def test_links_in_the_docs_and_notebooks_point_inside_the_project() -> None:
+    root = NOTEBOOKS.parent
+    pages = [root / "README.md", root / "README.zh-CN.md", NOTEBOOKS / "README.md"]
+    pages += [NOTEBOOKS / "zh" / "README.md"]
+    sources = [(page, page.read_text(encoding="utf-8")) for page in pages]
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")) + sorted(NOTEBOOKS.glob("zh/*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        sources.append((path, "\n".join(c.source for c in cells if c.cell_type == "markdown")))
+    checked = 0
+    for page, text in sources:
+        for target in LINK.findall(text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL, not a file of the project
+            file, _, anchor = target.partition("#")
+            linked = (page.parent / file).resolve() if file else page
+            assert linked.is_file() and root in linked.parents, f"{page.name}: {target}"
+            if anchor:
+                assert anchor in slugs(linked), f"{page.name}: no heading for #{anchor}"
+            checked += 1
+    assert checked >= 10
