@@ -302,6 +302,67 @@ fn errno_key(e: &io::Error) -> i64 {
     e.raw_os_error().map_or(-(e.kind() as i64) - 1, i64::from)
 }
 
+/// One log line the hub has to say, kept until its lock is released.
+#[derive(Debug)]
+enum Line {
+    Heartbeat(SocketAddr),
+    Joined(SocketAddr),
+    Left(SocketAddr),
+    /// A message, its payload at this range of [`Logs::bytes`].
+    Says(SocketAddr, std::ops::Range<usize>),
+    Expired(SocketAddr, Duration),
+    /// A rare, rate-limited warning, already written out.
+    Warn(String),
+}
+
+/// Log lines collected while the hub's lock is held and emitted after it is released: a
+/// Python `logging` handler runs on the thread that logs, takes the GIL, and may call back into
+/// the server (`server.raddrs`, `stats()`), which takes the hub's lock. Emitting under the lock
+/// would deadlock it, and make the receive path wait for the GIL while holding the lock.
+#[derive(Debug, Default)]
+pub struct Logs {
+    lines: Vec<Line>,
+    /// Payloads of [`Line::Says`], back to back (reused, so logging allocates nothing).
+    bytes: Vec<u8>,
+}
+
+impl Logs {
+    fn push(&mut self, line: Line) {
+        self.lines.push(line);
+    }
+
+    fn says(&mut self, from: SocketAddr, payload: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(payload);
+        self.lines.push(Line::Says(from, start..self.bytes.len()));
+    }
+
+    /// Whether there is nothing to emit.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Logs every collected line (call it without holding the hub's lock) and empties itself.
+    pub fn emit(&mut self) {
+        for line in self.lines.drain(..) {
+            match line {
+                Line::Heartbeat(from) => debug!("chat {from} heartbeat"),
+                Line::Joined(from) => info!("chat {from} joined"),
+                Line::Left(from) => info!("chat {from} left"),
+                Line::Says(from, range) => {
+                    info!("chat {from} says {}", BytesRepr(&self.bytes[range]))
+                }
+                Line::Expired(addr, silent) => info!(
+                    "chat {addr} expired after {:.1}s of silence",
+                    silent.as_secs_f64()
+                ),
+                Line::Warn(text) => warn!("{text}"),
+            }
+        }
+        self.bytes.clear();
+    }
+}
+
 /// The chat protocol's state: clients, counters and history.
 #[derive(Debug)]
 pub struct Hub {
@@ -315,6 +376,8 @@ pub struct Hub {
     /// The recipients other than the sender, when `echo` is off (reused likewise).
     others: Vec<SocketAddr>,
     limit: RateLimit,
+    /// What to log once the caller has released the hub ([`Hub::take_logs`]).
+    logs: Logs,
 }
 
 impl Hub {
@@ -328,6 +391,7 @@ impl Hub {
             out: Vec::with_capacity(RECV_BUFFER),
             others: Vec::new(),
             limit: RateLimit::default(),
+            logs: Logs::default(),
             config,
         }
     }
@@ -342,14 +406,14 @@ impl Hub {
                 if self.touch(from, now) {
                     self.stats.heartbeats += 1;
                     self.record(EventKind::Heartbeat, from, now, &[]);
-                    debug!("chat {from} heartbeat");
+                    self.logs.push(Line::Heartbeat(from));
                 }
             }
             Message::Quit => match self.peers.remove(&from) {
                 Some(_) => {
                     self.stats.quits += 1;
                     self.record(EventKind::Quit, from, now, &[]);
-                    info!("chat {from} left");
+                    self.logs.push(Line::Left(from));
                 }
                 None => self.drop_datagram(DropReason::UnknownQuit, from, now),
             },
@@ -361,7 +425,7 @@ impl Hub {
                 } else if self.touch(from, now) {
                     self.stats.messages += 1;
                     self.record(EventKind::Message, from, now, payload);
-                    info!("chat {from} says {}", BytesRepr(payload));
+                    self.logs.says(from, payload);
                     self.broadcast(payload, from, now, fanout);
                 }
             }
@@ -380,10 +444,8 @@ impl Hub {
         for (addr, last) in gone {
             self.stats.expiries += 1;
             self.record(EventKind::Expire, addr, now, &[]);
-            info!(
-                "chat {addr} expired after {:.1}s of silence",
-                now.saturating_duration_since(last).as_secs_f64()
-            );
+            let silent = now.saturating_duration_since(last);
+            self.logs.push(Line::Expired(addr, silent));
         }
     }
 
@@ -394,7 +456,7 @@ impl Hub {
             Touch::Joined => {
                 self.stats.joins += 1;
                 self.record(EventKind::Join, from, now, &[]);
-                info!("chat {from} joined");
+                self.logs.push(Line::Joined(from));
                 true
             }
             Touch::Refused => {
@@ -420,11 +482,12 @@ impl Hub {
             self.others.extend(to.iter().filter(|&&a| a != from));
             to = &self.others;
         }
-        let (stats, limit) = (&mut self.stats, &mut self.limit);
+        let (stats, limit, logs) = (&mut self.stats, &mut self.limit, &mut self.logs);
         stats.sent += fanout.send_all(&self.out, to, &mut |addr, e| {
             stats.send_errors += 1;
             if let Some(held) = limit.allow(("send", errno_key(&e)), now) {
-                warn!("chat send to {addr} failed: {e}{}", held_note(held));
+                let text = format!("chat send to {addr} failed: {e}{}", held_note(held));
+                logs.push(Line::Warn(text));
             }
         });
     }
@@ -432,18 +495,20 @@ impl Hub {
     fn drop_datagram(&mut self, reason: DropReason, from: SocketAddr, now: Instant) {
         self.stats.dropped[reason as usize] += 1;
         if let Some(held) = self.limit.allow((reason.name(), 0), now) {
-            warn!(
+            let text = format!(
                 "chat dropped a datagram from {from}: {}{}",
                 reason.name(),
                 held_note(held)
             );
+            self.logs.push(Line::Warn(text));
         }
     }
 
     fn recv_error(&mut self, e: &io::Error, now: Instant) {
         self.stats.recv_errors += 1;
         if let Some(held) = self.limit.allow(("recv", errno_key(e)), now) {
-            warn!("chat receive failed: {e}{}", held_note(held));
+            let text = format!("chat receive failed: {e}{}", held_note(held));
+            self.logs.push(Line::Warn(text));
         }
     }
 
@@ -482,6 +547,13 @@ impl Hub {
         self.history.iter()
     }
 
+    /// Moves the log lines collected so far into `into` (emit them with [`Logs::emit`] once the
+    /// hub's lock is released). Whoever calls [`handle`](Self::handle) or
+    /// [`expire`](Self::expire) should take them now and then, or they pile up.
+    pub fn take_logs(&mut self, into: &mut Logs) {
+        std::mem::swap(&mut self.logs, into);
+    }
+
     /// When the oldest client is due to expire (it expires once this has passed).
     pub fn next_expiry(&self) -> Option<Instant> {
         self.peers.next_expiry(self.config.inval)
@@ -517,6 +589,8 @@ pub struct ChatServer {
 /// What [`ChatServer::serve`] runs on its [`Loop`]: the server's half of the receive loop.
 struct Serving<'a> {
     server: &'a ChatServer,
+    /// Log lines taken from the hub, emitted once its lock is released.
+    logs: Logs,
     endpoint: Endpoint,
     fanout: SocketFanout,
     spin: Duration,
@@ -527,8 +601,8 @@ struct Serving<'a> {
 }
 
 impl Serving<'_> {
-    /// Runs `f` on the hub, then wakes callbacks waiting for notices and re-reads the expiry
-    /// deadline.
+    /// Runs `f` on the hub, wakes callbacks waiting for notices and re-reads the expiry
+    /// deadline, then logs what the hub had to say after releasing it.
     fn with_hub(&mut self, f: impl FnOnce(&mut Hub, &mut SocketFanout, &Endpoint)) {
         let mut hub = lock(&self.server.hub);
         let notices_before = hub.notices.len();
@@ -540,6 +614,11 @@ impl Serving<'_> {
         self.next_expiry = hub
             .next_expiry()
             .and_then(|due| due.checked_add(Duration::from_nanos(1)));
+        hub.take_logs(&mut self.logs);
+        drop(hub);
+        if !self.logs.is_empty() {
+            self.logs.emit();
+        }
     }
 }
 
@@ -630,6 +709,7 @@ impl ChatServer {
         let spin = lock(&self.hub).config.spin;
         let mut serving = Serving {
             server: self,
+            logs: Logs::default(),
             fanout: SocketFanout::new(&endpoint),
             endpoint,
             spin,

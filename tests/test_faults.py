@@ -339,6 +339,89 @@ def test_interpreter_exit_with_everything_running(mode: str) -> None:
             assert (child.returncode, err) == (0, "")
 
 
+SLOW_TEARDOWN_CHILD = """
+import threading, time, udplab
+
+readers = []
+for _ in range(4):
+    s = udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    readers.append(s)
+    threading.Thread(target=s.recv, args=(1024,), daemon=True).start()
+server = udplab.ChatS("127.0.0.1", 0, 5, daemon=True)
+server.start()
+client = udplab.ChatC("127.0.0.1", server.addr[1], daemon=True)
+client.start()
+threading.Thread(target=client.recv, daemon=True).start()
+
+
+class SlowTeardown:
+    def __del__(self) -> None:
+        # Runs while the interpreter tears its modules down: the daemon threads above check
+        # for signals meanwhile, with the interpreter already finalizing.
+        print("teardown", flush=True)
+        time.sleep(0.5)
+
+
+slow = SlowTeardown()
+time.sleep(0.2)  # every reader is blocked in Rust
+"""
+
+
+def test_daemon_threads_blocked_in_rust_during_a_slow_teardown_end_quietly() -> None:
+    # Python 3.13+ reports the finalizing interpreter, and PyO3's Python::attach panicked on
+    # it (once per blocked thread); older versions end such a thread inside attach.
+    child = python(SLOW_TEARDOWN_CHILD)
+    try:
+        out, err = child.communicate(timeout=15)
+    finally:
+        child.kill()
+    assert out == "teardown\n"  # the teardown really ran while the threads were blocked
+    assert "panicked" not in err and "PanicException" not in err and "Fatal" not in err, err
+    assert child.returncode == 0, err
+
+
+LOG_HANDLER_CHILD = """
+import logging, time, udplab
+
+server = udplab.ChatS("127.0.0.1", 0, 5, daemon=True)
+seen = []
+
+
+class Peek(logging.Handler):
+    # A handler that looks at the server: it runs on the servicer thread, inside the log call.
+    def emit(self, record: logging.LogRecord) -> None:
+        if " says " in record.getMessage():
+            seen.append((len(server.raddrs), server.stats()["messages"]))
+
+
+logging.getLogger("udplab.server").addHandler(Peek())
+logging.getLogger("udplab").setLevel(logging.INFO)
+server.start()
+client = udplab.ChatC("127.0.0.1", server.addr[1], daemon=True)
+client.start()
+for i in range(3):
+    client.send(b"hi %d" % i)
+    print(client.recv(timeout=5).decode(), flush=True)
+deadline = time.monotonic() + 5
+while len(seen) < 3 and time.monotonic() < deadline:  # logged after the broadcast went out
+    time.sleep(0.01)
+print(seen, flush=True)
+"""
+
+
+def test_a_log_handler_that_reads_the_server_does_not_deadlock_it() -> None:
+    child = python(LOG_HANDLER_CHILD)
+    try:
+        out, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        raise AssertionError(f"the server deadlocked: {out!r} {err!r}") from None
+    assert child.returncode == 0, err
+    assert out.splitlines() == ["ACKhi 0", "ACKhi 1", "ACKhi 2", "[(1, 1), (1, 2), (1, 3)]"]
+
+
 # --- start/stop cycles -------------------------------------------------------------------------
 
 

@@ -72,11 +72,15 @@ pub(crate) fn blocking<T: Send>(
 ) -> PyResult<T> {
     let mut raised: Option<PyErr> = None;
     let outcome = py.detach(|| {
-        let mut check = || {
-            Python::attach(|py| py.check_signals()).map_err(|err| {
+        let mut check = || match Python::try_attach(|py| py.check_signals()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(err)) => {
                 raised = Some(err);
-                io::Error::from(io::ErrorKind::Interrupted)
-            })
+                Err(io::Error::from(io::ErrorKind::Interrupted))
+            }
+            // The interpreter is shutting down (a daemon thread's call at exit): end the call
+            // quietly; the thread ends when it tries to attach again.
+            None => Err(io::Error::other("the Python interpreter is shutting down")),
         };
         f(&mut check)
     });
