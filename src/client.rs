@@ -26,6 +26,8 @@ pub struct ClientConfig {
     pub words: Words,
     /// How many received datagrams to keep for [`ChatClient::recv`].
     pub queue: usize,
+    /// A name for the log lines (`alice: b'ACKhi'`), as the person using the client is known.
+    pub name: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -33,6 +35,7 @@ impl Default for ClientConfig {
         ClientConfig {
             words: Words::default(),
             queue: DEFAULT_QUEUE,
+            name: None,
         }
     }
 }
@@ -76,7 +79,7 @@ impl Handler for Receiving<'_> {
     fn datagram(&mut self, _index: usize, data: &[u8], _from: SocketAddr, _now: Instant) {
         let client = self.client;
         client.watched(|w, now| w.answered(now));
-        info!("{}", BytesRepr(data));
+        info!("{}{}", client.tag, BytesRepr(data));
         client.received.fetch_add(1, Ordering::Relaxed);
         let mut inbox = lock(&client.inbox);
         if inbox.len() >= client.capacity {
@@ -114,6 +117,9 @@ pub struct ChatClient {
     waker: Waker,
     server: SocketAddr,
     local: SocketAddr,
+    name: Option<String>,
+    /// `"alice: "` for a client named alice, else empty: the start of its log lines.
+    tag: String,
     words: Words,
     capacity: usize,
     inbox: Mutex<VecDeque<Vec<u8>>>,
@@ -135,13 +141,20 @@ impl ChatClient {
         let endpoint = Endpoint::connect(server)?;
         let event_loop = Loop::new()?;
         let local = endpoint.local_addr();
-        info!("chat client {local} talks to {server}");
+        let name = config.name;
+        let tag = name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+        match &name {
+            Some(name) => info!("chat client {name} ({local}) talks to {server}"),
+            None => info!("chat client {local} talks to {server}"),
+        }
         Ok(ChatClient {
             endpoint: Mutex::new(Some(Arc::new(endpoint))),
             waker: event_loop.waker(),
             event_loop: Mutex::new(Some(event_loop)),
             server,
             local,
+            name,
+            tag,
             words: config.words,
             capacity: config.queue.max(1),
             inbox: Mutex::new(VecDeque::new()),
@@ -160,6 +173,11 @@ impl ChatClient {
     /// The local address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The name given in [`ClientConfig::name`].
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// The server's address.
@@ -220,7 +238,7 @@ impl ChatClient {
             endpoint,
         }) {
             self.errors.fetch_add(1, Ordering::Relaxed);
-            warn!("chat client {} stopped receiving: {e}", self.local);
+            warn!("{}chat client {} stopped receiving: {e}", self.tag, self.local);
         }
         let _inbox = lock(&self.inbox);
         self.arrived.notify_all();
@@ -231,15 +249,20 @@ impl ChatClient {
         let note = update(&mut lock(&self.watch), Instant::now());
         match note {
             Some(WatchNote::NotAnswering(why)) => {
-                warn!("chat server {} is not answering: {why}", self.server)
+                warn!(
+                    "{}chat server {} is not answering: {why}",
+                    self.tag, self.server
+                )
             }
             Some(WatchNote::StillNotAnswering { down, errors }) => warn!(
-                "chat server {} is still not answering after {} s ({errors} errors so far)",
+                "{}chat server {} is still not answering after {} s ({errors} errors so far)",
+                self.tag,
                 self.server,
                 down.as_secs()
             ),
             Some(WatchNote::AnswersAgain { down }) => info!(
-                "chat server {} answers again (after {:.1} s)",
+                "{}chat server {} answers again (after {:.1} s)",
+                self.tag,
                 self.server,
                 down.as_secs_f64()
             ),
@@ -346,7 +369,7 @@ impl ChatClient {
         // Stopped before the quit goes out: a refusal of it is no news to the receive loop.
         self.waker.stop();
         if let Err(e) = endpoint.send(&self.words.quit) {
-            debug!("chat quit to {} failed: {e}", self.server);
+            debug!("{}chat quit to {} failed: {e}", self.tag, self.server);
         }
         drop(endpoint);
         {
@@ -358,19 +381,27 @@ impl ChatClient {
             let _inbox = lock(&self.inbox);
             self.arrived.notify_all();
         }
-        info!("chat client {} stopped", self.local);
+        match &self.name {
+            Some(name) => info!("chat client {name} ({}) stopped", self.local),
+            None => info!("chat client {} stopped", self.local),
+        }
     }
 
-    /// Runs both loops on threads named `user` and `hb`, for use from Rust.
+    /// Runs both loops on threads named `user` and `hb` (`user-alice` and `hb-alice` for a
+    /// client named alice), for use from Rust.
     pub fn spawn(self: &Arc<Self>) -> io::Result<[JoinHandle<()>; 2]> {
         let user = Arc::clone(self);
         let hb = Arc::clone(self);
+        let named = |thread: &str| match &self.name {
+            Some(name) => format!("{thread}-{name}"),
+            None => thread.to_owned(),
+        };
         Ok([
             std::thread::Builder::new()
-                .name("user".into())
+                .name(named("user"))
                 .spawn(move || user.receive_loop())?,
             std::thread::Builder::new()
-                .name("hb".into())
+                .name(named("hb"))
                 .spawn(move || hb.heartbeat_loop())?,
         ])
     }
@@ -539,6 +570,37 @@ mod tests {
             })
         );
         assert_eq!(w.heartbeat_sent(t0 + 6 * s), None);
+    }
+
+    #[test]
+    fn a_named_client_names_its_threads() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let named = |name: Option<&str>| {
+            let config = ClientConfig {
+                name: name.map(str::to_owned),
+                ..ClientConfig::default()
+            };
+            let client = Arc::new(ChatClient::connect(addr, config).unwrap());
+            let threads = client.spawn().unwrap();
+            let names: Vec<_> = threads
+                .iter()
+                .map(|t| t.thread().name().unwrap_or_default().to_owned())
+                .collect();
+            client.stop();
+            for t in threads {
+                t.join().unwrap();
+            }
+            (client.name().map(str::to_owned), names)
+        };
+        assert_eq!(
+            named(Some("alice")),
+            (
+                Some("alice".into()),
+                vec!["user-alice".into(), "hb-alice".into()]
+            )
+        );
+        assert_eq!(named(None), (None, vec!["user".into(), "hb".into()]));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -13,6 +14,8 @@ import pytest
 import tutorial_chat
 import udplab
 from conftest import Raw, accounted, wait_until
+
+LO = "127.0.0.1"
 
 
 @pytest.fixture
@@ -359,6 +362,35 @@ def test_payloads_in_log_lines_are_text_when_they_are_utf8(
         assert not any(ch in line for ch in "\n\r\x1b\u2028\u202e")
 
 
+def test_a_named_client_shows_its_name_in_threads_and_log_lines(
+    server: udplab.ChatS, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="udplab")
+    with udplab.ChatC(*server.addr, name="alice", interval=0.05) as alice:
+        assert alice.name == "alice" and "name='alice'" in repr(alice)
+        assert {"user-alice", "hb-alice"} <= {t.name for t in threading.enumerate()}
+        alice.send("你好".encode())
+        assert alice.recv(timeout=5) == "ACK你好".encode()
+        wait_until(lambda: any(r.threadName == "hb-alice" for r in caplog.records))
+    mine = [r for r in caplog.records if r.name == "udplab.client"]
+    heard = [r.getMessage() for r in mine if r.threadName == "user-alice"]
+    assert heard == ["alice: 'ACK你好'"]
+    port = alice.addr[1]
+    lines = [r.getMessage() for r in mine]
+    assert f"chat client alice (127.0.0.1:{port}) talks to 127.0.0.1:{server.addr[1]}" in lines
+    assert f"chat client alice (127.0.0.1:{port}) stopped" in lines
+    assert udplab.ChatC(LO, 9).name is None
+
+
+@pytest.mark.parametrize("name, error", [
+    ("", ValueError), (" alice", ValueError), ("a\nb", ValueError), ("a\x1b", ValueError),
+    (b"alice", TypeError), (1, TypeError),
+])
+def test_bad_names_are_refused(name: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="name must be"):
+        udplab.ChatC(LO, 9, name=name)  # type: ignore[arg-type]
+
+
 def test_logging_configured_after_import_is_seen(server: udplab.ChatS, raws: list[Raw]) -> None:
     """pyo3-log caches levels; changing them later must still take effect."""
     logger = logging.getLogger("udplab")
@@ -443,9 +475,36 @@ def test_demo_runs_a_whole_chat_and_ends_by_itself() -> None:
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 10
     log = done.stderr
-    for needle in (" servicer chat ", " joined", " says b'hello", " user b'ACK", " expired after",
+    for needle in (" servicer chat ", " joined", " says b'hello", " expired after",
                    " left", "client got b'ackmsg'"):
         assert needle in log, needle
+    # Who is who: each client's name, its address, and its own lines.
+    for name in ("alice", "bob", "carol"):
+        port = int(re.search(rf" MainThread {name} is at 127\.0\.0\.1:(\d+)\n", log)[1])
+        assert f" chat client {name} (127.0.0.1:{port}) talks to " in log
+        assert f" user-{name} {name}: b'ACKhello, everyone'\n" in log
+    assert " user b'" not in log
+
+
+@pytest.mark.parametrize("argv, usage, says", [
+    (["--help"], "usage: python -m udplab [-h] {demo}", "run the tutorial's server"),
+    (["demo", "--help"], "usage: python -m udplab demo [-h] [--inval INVAL]", "alice, bob"),
+    (["demo", "--inval", "10"], "usage: python -m udplab demo [-h] [--inval INVAL]",
+     "--inval: must be in (0, 5]"),
+    (["demo", "--inval", "soon"], "usage: python -m udplab demo", "not a number of seconds"),
+])
+def test_command_line_help_and_errors(
+    argv: list[str], usage: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from udplab.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    out, err = capsys.readouterr()
+    text = out + err
+    assert exited.value.code == (0 if "--help" in argv else 2)
+    assert text.startswith(usage) and says in text, text
+    assert "``" not in text  # no raw reST markup
 
 
 def test_chatc_queue_is_bounded_and_drops_oldest(server: udplab.ChatS) -> None:

@@ -1,4 +1,4 @@
-"""``python -m udplab demo``: the tutorial's programs on loopback, logged in its format."""
+"""python -m udplab demo: the tutorial's programs on loopback, logged in its format."""
 
 from __future__ import annotations
 
@@ -47,12 +47,15 @@ def group_chat(inval: float) -> None:
         ip, port = server.addr[:2]
         clients: list[udplab.ChatC] = []
         try:
-            for _ in range(3):
-                c = udplab.ChatC(ip, port, interval=inval / 3)
+            for name in ("alice", "bob", "carol"):
+                c = udplab.ChatC(ip, port, interval=inval / 3, name=name)
                 c.start()
                 clients.append(c)
             alice, bob, carol = clients
             wait_until("three clients to join", lambda: len(server.raddrs) == 3, 5)
+            for c in clients:
+                assert c.addr is not None  # started
+                log.info("%s is at %s:%d", c.name, *c.addr[:2])
             alice.send(b"hello, everyone")
             bob.send(b"hi alice")
             carol.send(b"bye for now")
@@ -79,15 +82,27 @@ def group_chat(inval: float) -> None:
                 c.stop()
 
 
+def short_inval(text: str) -> float:
+    """``--inval``: a number of seconds in (0, 5]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 5:
+        raise argparse.ArgumentTypeError(f"must be in (0, 5] so the demo ends quickly, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m udplab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the tutorial's server, client and group chat")
-    demo.add_argument("--inval", type=float, default=1.0,
-                      help="seconds of silence before the server drops a client (default 1)")
+    demo = sub.add_parser("demo", help="run the tutorial's server, client and group chat",
+                          description="Run the tutorial's UDP server and client, then a group "
+                                      "chat of alice, bob and carol, on loopback.")
+    demo.add_argument("--inval", type=short_inval, default=1.0,
+                      help="seconds of silence before the server drops a client, at most 5 "
+                           "(default 1)")
     args = parser.parse_args(argv)
-    if not 0 < args.inval <= 5:
-        parser.error("--inval must be in (0, 5] so the demo ends quickly")
     logging.basicConfig(format=FORMAT, level=logging.INFO)
     echo_exchange()
     group_chat(args.inval)

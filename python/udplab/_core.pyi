@@ -132,6 +132,7 @@ class ChatClient:
         heartbeat: _BufferLike,
         quit: _BufferLike,
         queue: int = 1024,
+        name: str | None = None,
     ) -> Self: ...
     @property
     def addr(self) -> _Address: ...

@@ -177,6 +177,15 @@ def _count(name: str, value: object, least: int, most: int = sys.maxsize) -> int
     return value
 
 
+def _name(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str such as 'alice', not {type(value).__name__}")
+    if not value or not value.isprintable() or value.strip() != value:
+        raise ValueError(f"name must be printable text without surrounding spaces, such as "
+                         f"'alice', got {value!r}")
+    return value
+
+
 def _word(name: str, value: object) -> bytes:
     if isinstance(value, str):
         raise TypeError(f"{name} must be bytes, not str: write b{value!r}")
@@ -451,7 +460,9 @@ class ChatC(_Background[_core.ChatClient]):
     it for ``recv()``, and the heartbeat thread ``hb``, which sends the heartbeat word every
     ``interval`` seconds (1 by default, so any server with an ``inval`` of 3 s or more keeps
     the client even when two heartbeats in a row are lost; ``interval=None`` or ``hb(None)``
-    sends none). ``daemon`` is as for ``ChatS``.
+    sends none). ``name`` (such as ``"alice"``) names the threads ``user-alice`` and
+    ``hb-alice`` and starts the client's log lines (``alice: b'ACKhi'``). ``daemon`` is as for
+    ``ChatS``.
     """
 
     def __init__(
@@ -463,16 +474,18 @@ class ChatC(_Background[_core.ChatClient]):
         heartbeat: Buffer = b"HB",
         quit: Buffer = b"quit",
         queue: int = 1024,
+        name: str | None = None,
         daemon: bool = False,
     ) -> None:
         self._rip = _host("rip", rip)
+        self._name = None if name is None else _name(name)
         self._rport = _port("rport", rport)
         if self._rport == 0:
             raise ValueError("rport must be the server's port, not 0")
         self._interval = None if interval is None else _seconds("interval", interval)
         self._options: dict[str, Any] = dict(
             heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit),
-            queue=_count("queue", queue, 1),
+            queue=_count("queue", queue, 1), name=self._name,
         )
         super().__init__(daemon)
 
@@ -489,7 +502,8 @@ class ChatC(_Background[_core.ChatClient]):
             refresh_logging()
             core = _core.ChatClient(self._rip, self._rport, **self._options)
             self._stopped = threading.Event()
-            self._launch(core, [threading.Thread(target=core.receive_loop, name="user")])
+            user = threading.Thread(target=core.receive_loop, name=self._thread_name("user"))
+            self._launch(core, [user])
         if self._interval is not None:
             self.hb(self._interval)
 
@@ -501,8 +515,9 @@ class ChatC(_Background[_core.ChatClient]):
             core = self._running_core()
             core.set_heartbeat(seconds)
             self._interval = seconds
-            if not any(t.name == "hb" for t in self._threads):
-                t = threading.Thread(target=core.heartbeat_loop, name="hb", daemon=self._daemon)
+            hb = self._thread_name("hb")
+            if not any(t.name == hb for t in self._threads):
+                t = threading.Thread(target=core.heartbeat_loop, name=hb, daemon=self._daemon)
                 self._threads.append(t)
                 t.start()
 
@@ -542,12 +557,21 @@ class ChatC(_Background[_core.ChatClient]):
         return core.stats() if core is not None else _core.ChatClient.zero_stats()
 
     @property
+    def name(self) -> str | None:
+        """The name given (``None``: none), shown in thread names and log lines."""
+        return self._name
+
+    def _thread_name(self, thread: str) -> str:
+        return thread if self._name is None else f"{thread}-{self._name}"
+
+    @property
     def interval(self) -> float | None:
         """Seconds between heartbeats (``None``: none are sent); change it with ``hb()``."""
         return self._interval
 
     def _describe(self) -> str:
-        return "chat client of {}:{}".format(*self.raddr[:2])
+        who = "" if self._name is None else f" {self._name}"
+        return "chat client{} of {}:{}".format(who, *self.raddr[:2])
 
     @property
     def addr(self) -> Address | None:
@@ -561,4 +585,5 @@ class ChatC(_Background[_core.ChatClient]):
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<udplab.ChatC {state} addr={self.addr!r} raddr={self.raddr!r}>"
+        name = "" if self._name is None else f" name={self._name!r}"
+        return f"<udplab.ChatC {state}{name} addr={self.addr!r} raddr={self.raddr!r}>"

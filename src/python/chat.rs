@@ -211,8 +211,8 @@ struct PyChatClient {
 impl PyChatClient {
     #[new]
     #[pyo3(
-        signature = (rip, rport, *, heartbeat, quit, queue = DEFAULT_QUEUE),
-        text_signature = "(rip, rport, *, heartbeat, quit, queue=1024)"
+        signature = (rip, rport, *, heartbeat, quit, queue = DEFAULT_QUEUE, name = None),
+        text_signature = "(rip, rport, *, heartbeat, quit, queue=1024, name=None)"
     )]
     fn new(
         py: Python<'_>,
@@ -221,13 +221,22 @@ impl PyChatClient {
         heartbeat: &Bound<'_, PyAny>,
         quit: &Bound<'_, PyAny>,
         queue: usize,
+        name: Option<String>,
     ) -> PyResult<Self> {
         if queue == 0 {
             return Err(PyValueError::new_err("queue must be at least 1"));
         }
+        if let Some(n) = &name {
+            if n.is_empty() || n.chars().any(char::is_control) {
+                return Err(PyValueError::new_err(format!(
+                    "name must be non-empty text without control characters, got {n:?}"
+                )));
+            }
+        }
         let config = ClientConfig {
             words: words(heartbeat, quit)?,
             queue,
+            name,
         };
         let server = chat_address(py, rip, rport, "ChatC")?;
         if server.port() == 0 {
