@@ -238,7 +238,10 @@ impl ChatClient {
             endpoint,
         }) {
             self.errors.fetch_add(1, Ordering::Relaxed);
-            warn!("{}chat client {} stopped receiving: {e}", self.tag, self.local);
+            warn!(
+                "{}chat client {} stopped receiving: {e}",
+                self.tag, self.local
+            );
         }
         let _inbox = lock(&self.inbox);
         self.arrived.notify_all();
