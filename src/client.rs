@@ -212,7 +212,10 @@ impl ChatClient {
         match endpoint.send(data) {
             // A connected socket reports an earlier datagram's ICMP "port unreachable" on the
             // next call, which then sends nothing: that error is stale, so send once more.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => endpoint.send(data),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                self.watched(|w, now| w.failed(&e, now));
+                endpoint.send(data)
+            }
             other => other,
         }
     }
