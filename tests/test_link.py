@@ -381,3 +381,36 @@ def test_daemon_flag_reaches_the_thread(target: Target, daemon: bool) -> None:
     with udplab.Link(target.addr, daemon=daemon) as link:
         assert link.daemon is daemon
         assert [t.daemon for t in threading.enumerate() if t.name == "link"] == [daemon]
+
+
+def test_a_script_with_a_link_relays_until_sigterm_and_a_daemon_link_ends_with_it() -> None:
+    """As ``ChatS``: a running link keeps a script serving after its last line until a signal
+    stops it cleanly; with ``daemon=True`` it is stopped when the script ends."""
+    import signal
+
+    from test_lifecycle import assert_clean, finish, first_line, script, still_running_after
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target:
+        target.bind((LO, 0))
+        target.settimeout(5)
+        code = f"""
+        import udplab
+        link = udplab.Link(('127.0.0.1', {target.getsockname()[1]}), delay=0.01, seed=1)
+        link.start()
+        print(link.addr[1], flush=True)
+        """
+        child = script(code)
+        try:
+            port = int(first_line(child))
+            assert still_running_after(child, 1.0)
+            client().sendto(b"after the last line", (LO, port))
+            assert target.recv(100) == b"after the last line"
+        finally:
+            status, err = finish(child, signal.SIGTERM)
+        assert status == 0, err
+        assert_clean(err)
+        daemon = script(code.replace("seed=1)", "seed=1, daemon=True)"))
+        first_line(daemon)
+        status, err = finish(daemon)
+        assert status == 0, err
+        assert_clean(err)
