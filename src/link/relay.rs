@@ -337,7 +337,10 @@ impl Relaying<'_> {
             shared.forgotten += gone as u64;
             let index = &self.index;
             shared.clients.retain(|(c, _)| index.contains_key(c));
-            info!(target: LOG, "link forgot {gone} idle client(s); {} mapped", self.clients.len());
+            if let Some(held) = shared.limit.allow(("forgot", 0), now) {
+                info!(target: LOG, "link forgot {gone} idle client(s); {} mapped{}",
+                    self.clients.len(), crate::server::held_note(held));
+            }
         }
     }
 }
