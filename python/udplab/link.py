@@ -148,7 +148,17 @@ class Link(_Background[_core.Link]):
     kept for :meth:`events`; ``daemon``: as for ``ChatS`` (a running non-daemon link keeps a
     script serving after its last line until Ctrl-C).
 
-    The order of the decisions and where they differ from netem: ``src/link/mod.rs``.
+    What happens to each datagram, in this order: from a new client while ``max_clients`` are
+    mapped, it is refused; else it may be lost; a survivor may be duplicated; each copy may
+    then be corrupted (one bit flipped), and is either reordered (sent at once, ahead of the
+    queue) or delayed; it waits in its direction's queue (dropped if ``limit`` copies wait
+    already; with ``rate``, also behind the copies before it) and is sent when due. Copies still
+    waiting at ``stop()`` are discarded and counted as ``flushed``.
+
+    Where udplab differs from netem (``man tc-netem``): loss is decided once, before
+    duplication (netem duplicates first and may lose the copy on its own); no correlation and
+    no ``gap``; the jitter is uniform; ``rate`` counts payload bytes, not whole frames. The
+    details are in ``src/link/mod.rs``.
     """
 
     def __init__(
