@@ -93,6 +93,28 @@ def test_unknown_family_is_value_error_naming_it(family: int) -> None:
 def test_stream_type_is_refused() -> None:
     with pytest.raises(ValueError, match="datagram-only"):
         udplab.socket(udplab.AF_INET, socket.SOCK_STREAM)
+    # ... also with udplab's own constant, as `import udplab as socket` code writes it.
+    with pytest.raises(ValueError, match="datagram-only: type must be SOCK_DGRAM"):
+        udplab.socket(type=udplab.SOCK_STREAM)
+
+
+def test_the_constants_a_learner_reaches_for_are_the_stdlibs() -> None:
+    for name in ("AF_INET", "AF_INET6", "AF_UNSPEC", "SOCK_DGRAM", "SOCK_STREAM", "SOCK_RAW",
+                 "IPPROTO_UDP", "IPPROTO_TCP", "SOL_SOCKET", "SO_REUSEADDR", "SO_BROADCAST",
+                 "SO_RCVBUF", "SO_SNDBUF", "AddressFamily", "SocketKind"):
+        assert getattr(udplab, name) is getattr(socket, name), name
+        assert name in udplab.__all__
+    assert "annotations" not in dir(udplab)
+    public = {n for n in dir(udplab) if not n.startswith("_")}
+    assert public - set(udplab.__all__) == {"chat", "link"}  # the submodules
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_type_and_family_are_the_stdlibs_enums(family: int) -> None:
+    with udplab.socket(family) as s, socket.socket(family, socket.SOCK_DGRAM) as std:
+        assert type(s.type) is socket.SocketKind and s.type is std.type
+        assert type(s.family) is socket.AddressFamily and s.family is std.family
+        assert f"family={std.family}, type={std.type}, proto=0" in repr(s)
 
 
 @pytest.mark.parametrize(

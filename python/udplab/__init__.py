@@ -8,8 +8,6 @@
   corrupts, delays and rate-limits datagrams, the same way for the same seed.
 """
 
-from __future__ import annotations
-
 import socket as _stdlib_socket
 
 from . import _logging
@@ -18,9 +16,25 @@ from ._logging import refresh_logging
 from .chat import Address, ChatC, ChatS
 from .link import GEModel, Link
 
+# The socket module's constants a learner reaches for, as the stdlib's own enum members, so that
+# ``import udplab as socket`` code gets udplab's error for what udplab does not do (for example
+# ``socket.socket(type=socket.SOCK_STREAM)``: ValueError, datagram-only) rather than an
+# AttributeError for the constant.
 AF_INET = _stdlib_socket.AF_INET
 AF_INET6 = _stdlib_socket.AF_INET6
+AF_UNSPEC = _stdlib_socket.AF_UNSPEC
 SOCK_DGRAM = _stdlib_socket.SOCK_DGRAM
+SOCK_STREAM = _stdlib_socket.SOCK_STREAM
+SOCK_RAW = _stdlib_socket.SOCK_RAW
+IPPROTO_UDP = _stdlib_socket.IPPROTO_UDP
+IPPROTO_TCP = _stdlib_socket.IPPROTO_TCP
+SOL_SOCKET = _stdlib_socket.SOL_SOCKET
+SO_REUSEADDR = _stdlib_socket.SO_REUSEADDR
+SO_BROADCAST = _stdlib_socket.SO_BROADCAST
+SO_RCVBUF = _stdlib_socket.SO_RCVBUF
+SO_SNDBUF = _stdlib_socket.SO_SNDBUF
+AddressFamily = _stdlib_socket.AddressFamily
+SocketKind = _stdlib_socket.SocketKind
 #: Exceptions under the names the ``socket`` module gives them.
 error = OSError
 timeout = TimeoutError
@@ -33,6 +47,18 @@ del _logging
 __all__ = [
     "AF_INET",
     "AF_INET6",
+    "AF_UNSPEC",
+    "AddressFamily",
+    "IPPROTO_TCP",
+    "IPPROTO_UDP",
+    "SOCK_RAW",
+    "SOCK_STREAM",
+    "SOL_SOCKET",
+    "SO_BROADCAST",
+    "SO_RCVBUF",
+    "SO_REUSEADDR",
+    "SO_SNDBUF",
+    "SocketKind",
     "Address",
     "ChatC",
     "ChatS",

@@ -1,6 +1,7 @@
 """The Rust extension module behind udplab (built by maturin from ``src/``)."""
 
 import builtins
+import socket
 from types import TracebackType
 from typing import Any, final
 
@@ -28,9 +29,13 @@ class UdpSocket:
         (``ValueError`` otherwise: udplab sockets are datagram-only)."""
 
     @property
-    def family(self) -> int: ...
+    def family(self) -> socket.AddressFamily:
+        """``socket.AddressFamily.AF_INET`` or ``AF_INET6``, as the stdlib's."""
+
     @property
-    def type(self) -> int: ...
+    def type(self) -> socket.SocketKind:
+        """``socket.SocketKind.SOCK_DGRAM``, as the stdlib's."""
+
     @property
     def proto(self) -> int: ...
     @property

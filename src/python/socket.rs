@@ -148,17 +148,16 @@ impl PyUdpSocket {
         self.inner.fileno().unwrap_or(-1)
     }
 
+    /// `socket.AddressFamily.AF_INET` or `AF_INET6`, as the stdlib's `family`.
     #[getter]
-    fn family(&self) -> i32 {
-        match self.inner.family() {
-            Family::V4 => AF_INET,
-            Family::V6 => AF_INET6,
-        }
+    fn family<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        stdlib_enum(py, "AddressFamily", self.family_number())
     }
 
+    /// `socket.SocketKind.SOCK_DGRAM`, as the stdlib's `type`.
     #[getter]
-    fn r#type(&self) -> i32 {
-        SOCK_DGRAM
+    fn r#type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        stdlib_enum(py, "SocketKind", SOCK_DGRAM)
     }
 
     #[getter]
@@ -189,8 +188,8 @@ impl PyUdpSocket {
                 ""
             },
             self.fileno(),
-            self.family(),
-            SOCK_DGRAM,
+            self.family(py)?,
+            self.r#type(py)?,
             self.proto
         );
         let mut text = head;
@@ -205,7 +204,19 @@ impl PyUdpSocket {
     }
 }
 
+/// `socket.<enum_name>(value)`: the stdlib's enum member for a constant.
+fn stdlib_enum<'py>(py: Python<'py>, enum_name: &str, value: i32) -> PyResult<Bound<'py, PyAny>> {
+    py.import("socket")?.getattr(enum_name)?.call1((value,))
+}
+
 impl PyUdpSocket {
+    fn family_number(&self) -> i32 {
+        match self.inner.family() {
+            Family::V4 => AF_INET,
+            Family::V6 => AF_INET6,
+        }
+    }
+
     /// `EBADF` once closed, as the stdlib raises from `settimeout` and `setblocking`.
     fn open(&self) -> PyResult<()> {
         if self.inner.is_closed() {
