@@ -3,6 +3,11 @@
 The Rust side receives, broadcasts and expires; this module owns the threads. Each loop runs on
 a Python ``threading.Thread`` named as in the tutorial (``servicer``, ``user``, ``hb``) that
 calls into Rust with the GIL released, so log records carry those names.
+
+It also owns the objects' lifetimes, which follow ``threading``'s: a started object is kept in
+``_running`` until stopped (so garbage collection never stops it); ``_at_exit`` runs when a
+script's main thread ends and keeps serving until SIGINT/SIGTERM while a non-daemon object runs
+(an interactive session stops everything at once instead); a forked child disowns every object.
 """
 
 from __future__ import annotations
