@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import errno
 import os
 import signal
@@ -124,6 +125,20 @@ def test_bytes_like_data_is_accepted(make: Any, peer: stdlib.socket) -> None:
     with bound(udplab) as s:
         assert s.sendto(make(b"abc"), peer.getsockname()) == 3
         assert peer.recv(16) == b"abc"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [array.array("H", [1, 2, 515]), memoryview(b"abcdef")[1:4], memoryview(b"abcdef")[::2]],
+    ids=["array of uint16", "memoryview slice", "strided memoryview"],
+)
+def test_any_buffer_is_sent_as_its_bytes_like_the_stdlib(data: Any, peer: stdlib.socket) -> None:
+    """Read through memoryview (the stable ABI's way): the stdlib's bytes, or its error."""
+    got = []
+    for mod in (stdlib, udplab):
+        with bound(mod) as s:
+            got.append(outcome(lambda s=s: (s.sendto(data, peer.getsockname()), peer.recv(64))))
+    assert got[0] == got[1]
 
 
 @pytest.mark.parametrize("port", [-1, 65536, 2**70])

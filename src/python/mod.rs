@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyOSError, PyOverflowError, PyTimeoutError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyBufferError, PyOSError, PyOverflowError, PyTimeoutError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
 
 use crate::socket::{self as core_socket, Family, ResolveError};
 
@@ -91,18 +92,31 @@ pub(crate) fn blocking<T: Send>(
 // Conversions
 
 /// Bytes-like data: borrowed from an immutable `bytes`, copied from anything else with the
-/// buffer protocol (it may change while the GIL is released).
+/// buffer protocol (it may change while the GIL is released). Other buffers are read through a
+/// `memoryview`: the stable ABI (`abi3`) has the buffer protocol itself only from Python 3.11.
 pub(crate) fn data<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Cow::Owned(b.to_vec()));
     }
     if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
             "a bytes-like object is required, not 'str' (encode it first, e.g. msg.encode())",
         ));
     }
-    match PyBuffer::<u8>::get(obj) {
-        Ok(buffer) => Ok(Cow::Owned(buffer.to_vec(obj.py())?)),
+    match PyMemoryView::from(obj) {
+        Ok(view) => {
+            if !view.getattr("c_contiguous")?.is_truthy()? {
+                // What the stdlib's sendto says, which takes only contiguous buffers.
+                return Err(PyBufferError::new_err(
+                    "memoryview: underlying buffer is not C-contiguous",
+                ));
+            }
+            let copy = view.call_method0("tobytes")?;
+            Ok(Cow::Owned(copy.cast::<PyBytes>()?.as_bytes().to_vec()))
+        }
         Err(_) => Err(PyTypeError::new_err(format!(
             "a bytes-like object is required, not '{}'",
             obj.get_type().name()?
@@ -139,7 +153,7 @@ pub(crate) fn port(obj: &Bound<'_, PyAny>, method: &str) -> PyResult<u16> {
 
 pub(crate) fn host(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
+        return Ok(s.to_cow()?.into_owned());
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return std::str::from_utf8(b.as_bytes())
