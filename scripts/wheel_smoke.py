@@ -1,0 +1,31 @@
+"""Run by scripts/wheel-test inside a fresh virtual environment that has only the udplab wheel:
+checks that udplab comes from that environment (not from a source tree) as the stable-ABI
+extension, then runs a chat on loopback and a socket round trip. Prints one line on success."""
+
+import platform
+import sys
+
+import udplab
+import udplab._core as core
+
+assert core.__file__.startswith(sys.prefix), (
+    f"udplab was not imported from the venv: {core.__file__}"
+)
+assert core.__file__.endswith(".abi3.so"), f"not the stable-ABI extension: {core.__file__}"
+
+with udplab.ChatS("127.0.0.1", 0, inval=5) as server:
+    with udplab.ChatC(*server.addr, interval=1) as alice:
+        alice.send(b"hello")
+        got = alice.recv(timeout=5)
+        assert got == b"ACKhello", got
+    messages = server.stats()["messages"]
+assert messages == 1, messages
+
+with udplab.socket(type=udplab.SOCK_DGRAM) as a, udplab.socket(type=udplab.SOCK_DGRAM) as b:
+    a.bind(("127.0.0.1", 0))
+    a.settimeout(5)
+    b.sendto(bytearray(b"ping"), a.getsockname())  # a buffer other than bytes: via memoryview
+    data, _ = a.recvfrom(16)
+    assert data == b"ping", data
+
+print(f"chat and socket ok: CPython {platform.python_version()}, {core.__file__}")
