@@ -11,7 +11,8 @@ import udplab._core as core
 assert core.__file__.startswith(sys.prefix), (
     f"udplab was not imported from the venv: {core.__file__}"
 )
-assert core.__file__.endswith(".abi3.so"), f"not the stable-ABI extension: {core.__file__}"
+# The stable-ABI extension's name: _core.abi3.so on Linux and macOS, _core.pyd on Windows.
+assert core.__file__.endswith((".abi3.so", ".pyd")), f"not the abi3 extension: {core.__file__}"
 
 with udplab.ChatS("127.0.0.1", 0, inval=5) as server:
     with udplab.ChatC(*server.addr, interval=1) as alice:
