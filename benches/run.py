@@ -23,7 +23,8 @@ What it does:
    after the generator run, then closes the server's stdin and waits for it to exit;
 3. a micro-benchmark of ``udplab.socket`` against ``socket.socket`` on the same calls:
    ``sendto`` of 32 bytes to a socket that a drain process empties, and ``recvfrom`` of
-   datagrams queued beforehand, interleaved;
+   datagrams queued beforehand, interleaved, timing wall clock and thread CPU time; with
+   ``--baseline`` it runs once per repetition for udplab and for udplab-base, alternating;
 4. prints markdown tables (medians with min and max, ratios udplab/contender, server CPU seconds
    per million deliveries) and writes every run and the summary as JSON to ``--out``.
 
@@ -467,24 +468,30 @@ def micro_child(scale):
             socks[name] = (tx, rx, rx.getsockname())
         feeder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         times = {(call, name): [] for call in ("sendto", "recvfrom") for name in makers}
+        # CPU time of this thread too (user + system): unlike the wall clock it does not count
+        # the time another process held the CPU, which on a shared machine is most of the noise.
+        cpu = {key: [] for key in times}
         order = list(makers)
         for r in range(rounds):
             for name in order if r % 2 == 0 else order[::-1]:
                 tx, rx, rx_addr = socks[name]
                 sendto = tx.sendto
-                t0 = time.perf_counter_ns()
+                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 for _ in range(sends):
                     sendto(payload, dest)
                 times[("sendto", name)].append((time.perf_counter_ns() - t0) / sends)
-                recvfrom, total = rx.recvfrom, 0
+                cpu[("sendto", name)].append((time.thread_time_ns() - c0) / sends)
+                recvfrom, total, cpu_total = rx.recvfrom, 0, 0
                 for _ in range(batches):
                     for _ in range(batch):
                         feeder.sendto(payload, rx_addr)
-                    t0 = time.perf_counter_ns()
+                    t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                     for _ in range(batch):
                         recvfrom(2048)
                     total += time.perf_counter_ns() - t0
+                    cpu_total += time.thread_time_ns() - c0
                 times[("recvfrom", name)].append(total / (batch * batches))
+                cpu[("recvfrom", name)].append(cpu_total / (batch * batches))
         result = {
             "rounds": rounds,
             "sendto_calls_each": rounds * sends,
@@ -493,26 +500,75 @@ def micro_child(scale):
         for call in ("sendto", "recvfrom"):
             result[call] = {f"{name}_ns": statistics.median(times[(call, name)]) for name in makers}
             result[call].update({f"{name}_ns_min": min(times[(call, name)]) for name in makers})
+            result[call].update(
+                {f"{name}_cpu_ns": statistics.median(cpu[(call, name)]) for name in makers}
+            )
         print(json.dumps(result))
     finally:
         drain.stdin.close()
         drain.wait(15)
 
 
-def micro(scale):
-    log("micro-benchmark: udplab.socket vs socket.socket")
+def micro(scale, name="udplab"):
+    log(f"micro-benchmark: {name}'s udplab.socket vs socket.socket")
+    env = dict(os.environ, **CONTENDER_ENV[name]) if name in CONTENDER_ENV else None
     try:
         r = subprocess.run(
             [PY, os.path.abspath(__file__), "--micro-child", str(scale)],
             capture_output=True,
             text=True,
             timeout=180,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return {"error": "timed out"}
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+MICRO_KEYS = ("stdlib_ns", "udplab_ns", "stdlib_cpu_ns", "udplab_cpu_ns")
+
+
+def micro_ab(scale, reps):
+    """With --baseline: the micro-benchmark of udplab and of udplab-base, one child process
+    each per repetition, interleaved (the order alternates); medians over the children."""
+    children = {"udplab": [], "udplab-base": []}
+    for rep in range(reps):
+        for name in list(children)[:: 1 if rep % 2 == 0 else -1]:
+            r = micro(scale, name)
+            if "error" in r:
+                return {"error": f"{name}: {r['error']}"}
+            children[name].append(r)
+    return {
+        name: {
+            call: {key: statistics.median(r[call][key] for r in rs) for key in MICRO_KEYS}
+            for call in ("sendto", "recvfrom")
+        }
+        for name, rs in children.items()
+    }
+
+
+def micro_ab_markdown(ab, reps):
+    """udplab against udplab-base, per call; each child's udplab/stdlib ratio first cancels
+    the drift of the machine between children."""
+    out = [f"\n### micro-benchmark A/B: udplab vs udplab-base, {reps} children each\n"]
+    if "error" in ab:
+        return "\n".join(out + [f"failed: {ab['error']}"])
+    out.append(
+        "| call, clock | udplab-base ns (stdlib) | udplab ns (stdlib) | ratio of udplab/stdlib |"
+    )
+    out.append("|---|---|---|---|")
+    for call in ("sendto", "recvfrom"):
+        for clock, suffix in (("wall", "_ns"), ("thread CPU", "_cpu_ns")):
+            a, b = ab["udplab-base"][call], ab["udplab"][call]
+            ra = a[f"udplab{suffix}"] / a[f"stdlib{suffix}"]
+            rb = b[f"udplab{suffix}"] / b[f"stdlib{suffix}"]
+            out.append(
+                f"| {call}, {clock} | {a[f'udplab{suffix}']:.0f} ({a[f'stdlib{suffix}']:.0f}) | "
+                f"{b[f'udplab{suffix}']:.0f} ({b[f'stdlib{suffix}']:.0f}) | {rb / ra:.3f} |"
+            )
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- main
@@ -546,8 +602,7 @@ def main():
     parser.add_argument(
         "--info-logging",
         action="store_true",
-        help="also run udplab with logging.basicConfig(level=INFO) (to a null file) as "
-        "udplab-info",
+        help="also run udplab with logging.basicConfig(level=INFO) (to a null file) as udplab-info",
     )
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -631,11 +686,15 @@ def main():
                         if not r.get("disturbed") or time.monotonic() - started > retry_budget:
                             break
                         time.sleep(1.0)
-    micro_result = None
-    if not args.no_micro:
+    micro_result = micro_ab_result = None
+    if not args.no_micro and args.baseline and have_udplab:
+        micro_ab_result = micro_ab(scale, reps)
+    elif not args.no_micro:
         micro_result = micro(scale) if have_udplab else {"error": "udplab not importable: " + why}
     summary = summarize(runs, names, loads, modes)
     print(markdown(summary, micro_result))
+    if micro_ab_result:
+        print(micro_ab_markdown(micro_ab_result, reps))
     ceiling = []
     for block in summary:
         u, c = block["contenders"].get("udplab"), block["contenders"].get("blaster")
@@ -665,7 +724,15 @@ def main():
     }
     with open(args.out, "w") as f:
         json.dump(
-            {"meta": meta, "summary": summary, "micro": micro_result, "runs": runs}, f, indent=1
+            {
+                "meta": meta,
+                "summary": summary,
+                "micro": micro_result,
+                "micro_ab": micro_ab_result,
+                "runs": runs,
+            },
+            f,
+            indent=1,
         )
     log(f"wrote {args.out} ({meta['wall_seconds']} s)")
 
