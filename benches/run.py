@@ -604,6 +604,9 @@ def main():
         action="store_true",
         help="also run udplab with logging.basicConfig(level=INFO) (to a null file) as udplab-info",
     )
+    parser.add_argument(
+        "--micro-only", action="store_true", help="only the socket micro-benchmark, no chat load"
+    )
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.micro_child is not None:
@@ -650,6 +653,8 @@ def main():
         )
     names = [n for n in names if n not in skipped]
     loads = [LOADS[int(i)] for i in args.loads.split(",")] if args.loads else LOADS
+    if args.micro_only:
+        loads = []
     modes = args.modes.split(",")
     loads = [(n, c, max(1, int(m * scale)), w) for n, c, m, w in loads]
 
