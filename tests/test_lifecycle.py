@@ -243,7 +243,7 @@ REPL_START = (
 
 @pytest.mark.parametrize("ending", ["exit()", "Ctrl-D"])
 def test_the_repl_ends_promptly_with_chat_objects_running(ending: str) -> None:
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect  # a test dependency (pyproject.toml)
     env = {**os.environ, "PYTHON_BASIC_REPL": "1", "TERM": "dumb", "NO_COLOR": "1"}
     repl = pexpect.spawn(sys.executable, ["-q"], env=env, encoding="utf-8", timeout=10)
     try:
