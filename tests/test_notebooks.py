@@ -101,8 +101,17 @@ OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link"}
 PROBE = """
 import gc, json, os, threading
 gc.collect()
-_fds = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
-        if os.path.exists(f"/proc/self/fd/{fd}")] if os.path.isdir("/proc/self/fd") else []
+
+
+def _target(fd):
+    # A descriptor can close between listdir and readlink (a kernel thread's): not a socket.
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""
+
+
+_fds = [_target(fd) for fd in os.listdir("/proc/self/fd")] if os.path.isdir("/proc/self/fd") else []
 print(json.dumps({"threads": sorted(t.name for t in threading.enumerate()),
                   "sockets": sum(link.startswith("socket:") for link in _fds)}))
 """
