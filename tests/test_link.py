@@ -414,3 +414,31 @@ def test_a_script_with_a_link_relays_until_sigterm_and_a_daemon_link_ends_with_i
         status, err = finish(daemon)
         assert status == 0, err
         assert_clean(err)
+
+
+def test_a_target_that_is_not_listening_is_logged_and_the_link_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind((LO, 0))
+        closed = gone.getsockname()
+    with caplog.at_level(logging.WARNING, logger="udplab.link"):
+        with udplab.Link(closed, seed=1) as link:
+            c = client()
+            for i in range(5):
+                c.sendto(b"%d" % i, link.addr)
+                wait_until(lambda i=i: sent(link) == i + 1)
+            # The kernel's "port unreachable" comes back on the client's upstream socket.
+            wait_until(lambda: any("Connection refused" in r.getMessage()
+                                   for r in caplog.records))
+            assert link.running
+    assert sent(link) == 5 and balanced(link.stats()["up"])
+    # Rate-limited: at most one line per second for receiving, one for sending.
+    refused = [r for r in caplog.records if "Connection refused" in r.getMessage()]
+    assert 1 <= len(refused) <= 2
+
+
+def sent(link: udplab.Link) -> int:
+    """Copies the link handed to the kernel or failed to (a refusal can surface on a send)."""
+    up = link.stats()["up"]
+    return int(up["forwarded"] + up["send_errors"])
