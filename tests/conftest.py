@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 import udplab
+
+
+def python(code: str, *args: str) -> subprocess.Popen[str]:
+    """Runs ``code`` in a fresh interpreter with udplab importable, pipes for all three."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def read_line(proc: subprocess.Popen[str]) -> str:
+    """The child's next line of standard output; fails the test if the child ended instead."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line, f"child ended early: {proc.communicate(timeout=10)}"
+    return line.strip()
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: float = 0.005) -> None:

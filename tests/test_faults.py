@@ -14,8 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -23,24 +21,9 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import wait_until
+from conftest import python, read_line, wait_until
 
 LO = "127.0.0.1"
-
-
-def python(code: str, *args: str) -> subprocess.Popen[str]:
-    """Runs ``code`` in a fresh interpreter with udplab importable, pipes for all three."""
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def read_line(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, f"child ended early: {proc.communicate(timeout=10)}"
-    return line.strip()
 
 
 class Raw:

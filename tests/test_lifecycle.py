@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import wait_until
+from conftest import python, read_line, wait_until
 
 LO = "127.0.0.1"
 LOG_SETUP = """
@@ -56,17 +56,7 @@ if __name__ == '__main__':
 
 def script(code: str, *args: str) -> subprocess.Popen[str]:
     """Runs ``code`` in a fresh interpreter, logging as the notes do, to standard error."""
-    return subprocess.Popen(
-        [sys.executable, "-c", LOG_SETUP + textwrap.dedent(code), *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def first_line(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line, f"child ended early: {proc.communicate(timeout=10)}"
-    return line.strip()
+    return python(LOG_SETUP + textwrap.dedent(code), *args)
 
 
 def still_running_after(proc: subprocess.Popen[str], seconds: float) -> bool:
@@ -112,10 +102,10 @@ def assert_clean(err: str) -> None:
 def test_the_notes_server_and_client_serve_until_a_signal(signum: int) -> None:
     server = script(NOTES_SERVER)
     try:
-        port = int(first_line(server))
+        port = int(read_line(server))
         client = script(NOTES_CLIENT, str(port))
         try:
-            first_line(client)
+            read_line(client)
             assert still_running_after(server, 2) and still_running_after(client, 0.1)
             assert talks(port)
             status, client_err = finish(client, signum)
@@ -162,7 +152,7 @@ def test_daemon_objects_stop_when_the_script_ends() -> None:
     assert server.daemon and client.daemon
     print(server.addr[1], flush=True)
     """)
-    first_line(child)
+    read_line(child)
     status, err = finish(child)
     assert status == 0, err
     assert_clean(err)
@@ -182,7 +172,7 @@ def test_an_unreferenced_started_server_serves_on() -> None:
     print(port, flush=True)
     """)
     try:
-        port = int(first_line(child))
+        port = int(read_line(child))
         assert still_running_after(child, 1)
         assert talks(port)
         status, err = finish(child, signal.SIGINT)
