@@ -486,24 +486,26 @@ def test_demo_runs_a_whole_chat_and_ends_by_itself() -> None:
     assert " user b'" not in log
 
 
-@pytest.mark.parametrize("argv, usage, says", [
-    (["--help"], "usage: python -m udplab [-h] {demo}", "run the tutorial's server"),
+@pytest.mark.parametrize("argv, start, says", [
+    (["--help"], "usage: python -m udplab [-h] COMMAND", "run the tutorial's server"),
     (["demo", "--help"], "usage: python -m udplab demo [-h] [--inval INVAL]", "alice, bob"),
-    (["demo", "--inval", "10"], "usage: python -m udplab demo [-h] [--inval INVAL]",
-     "--inval: must be in (0, 5]"),
-    (["demo", "--inval", "soon"], "usage: python -m udplab demo", "not a number of seconds"),
+    (["demo", "--inval", "10"], "python -m udplab demo: error: argument --inval: ",
+     "must be in (0, 5]"),
+    (["demo", "--inval", "soon"], "python -m udplab demo: error: ", "not a number of seconds"),
 ])
 def test_command_line_help_and_errors(
-    argv: list[str], usage: str, says: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], start: str, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from udplab.__main__ import main
+    from udplab.cli import main
 
     with pytest.raises(SystemExit) as exited:
-        main(argv)
+        main(argv, prog="python -m udplab")
     out, err = capsys.readouterr()
     text = out + err
     assert exited.value.code == (0 if "--help" in argv else 2)
-    assert text.startswith(usage) and says in text, text
+    assert text.startswith(start) and says in text, text
+    if exited.value.code:  # an error is one line, naming what was wrong
+        assert out == "" and len(err.splitlines()) == 1
     assert "``" not in text  # no raw reST markup
 
 

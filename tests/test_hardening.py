@@ -519,7 +519,7 @@ def test_nothing_binds_every_interface_unless_asked(
     assert "every interface" not in caplog.text
     # (ChatS("", ...) binds every interface and logs a warning saying so; the tests stay on
     # loopback, so that path is read in src/server.rs rather than run.)
-    demo = (ROOT / "python" / "udplab" / "__main__.py").read_text()
+    demo = (ROOT / "python" / "udplab" / "demo.py").read_text()
     assert "0.0.0.0" not in demo and '"127.0.0.1"' in demo
 
 

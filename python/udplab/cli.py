@@ -1,0 +1,590 @@
+"""The ``udplab`` command (also ``python -m udplab``): chat across terminals.
+
+    udplab server [--port 10007]             # terminal 1: a ChatS, logging what happens
+    udplab client 127.0.0.1 10007 --name ann  # terminals 2, 3...: type to chat
+    udplab link 127.0.0.1 10007 --loss 0.2    # a bad network in between (clients use its port)
+    udplab demo                               # a whole scripted chat on loopback
+
+Each subcommand is one ``add_<name>(sub)`` function below that adds its parser and sets
+``run`` (a function of the parsed arguments returning the exit status); ``SUBCOMMANDS`` lists
+them, in the order ``--help`` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, NoReturn, TextIO
+
+from . import demo
+from .chat import ChatC, ChatS
+from .link import Link
+
+FORMAT = "%(asctime)s %(threadName)s %(message)s"
+"""The notes' log format."""
+
+Run = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _fail(prog: str, message: str) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _example(*lines: str) -> str:
+    return "example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+# -- argument types: each raises ArgumentTypeError with what was wrong ---------------------------
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
+    return value
+
+
+def _target_port(text: str) -> int:
+    value = _port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("the server's port, not 0")
+    return value
+
+
+def _number(text: str, least: float, what: str, *, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    if not math.isfinite(value) or value < least or (strict and value == least):
+        bound = f"more than {least:g}" if strict else f"at least {least:g}"
+        raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _number(text, 0, "a number of seconds", strict=True)
+
+
+def _seconds(text: str) -> float:
+    return _number(text, 0, "a number of seconds", strict=False)
+
+
+def _probability(text: str) -> float:
+    value = _number(text, 0, "a probability", strict=False)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a probability is from 0 to 1, got {text}")
+    return value
+
+
+def _bytes_per_second(text: str) -> float:
+    return _number(text, 0, "a number of bytes per second", strict=True)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to 2**64-1, got {value}")
+    return value
+
+
+def _word(text: str) -> bytes:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.encode("utf-8")
+
+
+def _name(text: str) -> str:
+    if not text or not text.isprintable() or text.strip() != text:
+        raise argparse.ArgumentTypeError(f"a name is printable text without surrounding spaces, "
+                                         f"such as alice, got {text!r}")
+    return text
+
+
+def _either(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """One value for both directions, or ``UP,DOWN``."""
+
+    def parse(text: str) -> Any:
+        parts = text.split(",")
+        if len(parts) == 1:
+            return check(parts[0])
+        if len(parts) == 2:
+            return check(parts[0]), check(parts[1])
+        raise argparse.ArgumentTypeError(f"one value, or UP,DOWN: got {text!r}")
+
+    parse.__name__ = check.__name__.lstrip("_").replace("_", " ")
+    return parse
+
+
+# -- shared pieces ------------------------------------------------------------------------------
+
+def _hostport(addr: tuple[Any, ...]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def show(data: bytes) -> str:
+    """A received datagram as one line of text: UTF-8 decoded, one trailing newline dropped
+    (netcat sends one), bytes that are not UTF-8 and control characters shown escaped (so a
+    datagram can never move the cursor or clear the screen)."""
+    if data.endswith(b"\n"):
+        data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    text = data.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def _serve_until_ctrl_c(start: Callable[[], None], announce: Callable[[], str],
+                        still_running: Callable[[], bool], every: float = 0.25,
+                        tick: Callable[[], None] | None = None,
+                        say: Callable[[str], None] = print) -> None:
+    """``start()``, ``say(announce())``, then block the main thread until Ctrl-C (or SIGTERM,
+    see ``main``) or until ``still_running()`` turns false; ``tick()`` is called every
+    ``every`` seconds. Errors of ``start()`` propagate."""
+    try:
+        _held(start)
+        say(announce())
+        while still_running():
+            time.sleep(every)
+            if tick is not None:
+                tick()
+    except KeyboardInterrupt:
+        pass
+    _ignore_interrupts()
+
+
+def _held(start: Callable[[], None]) -> None:
+    """``start()`` with Ctrl-C and SIGTERM held back: one arriving while a socket is bound and
+    threads start would end in a traceback. It is raised right after, as KeyboardInterrupt,
+    where the caller catches it."""
+    if not hasattr(signal, "pthread_sigmask") or (
+            threading.current_thread() is not threading.main_thread()):
+        start()
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _ignore_interrupts() -> None:
+    """While stopping: a second Ctrl-C would only interrupt it with a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _nonzero(counts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v and not isinstance(v, dict))
+
+
+# -- udplab server ------------------------------------------------------------------------------
+
+def add_server(sub: Any) -> None:
+    p = sub.add_parser(
+        "server", help="run a chat server (ChatS) and log what happens",
+        description="Run the notes' group chat server (ChatS): every message a client sends "
+                    "goes to every live client; a client silent for INVAL seconds is dropped. "
+                    "It logs joins, messages, quits and expiries as they happen; Ctrl-C stops "
+                    "it and prints its totals.",
+        epilog=_example("udplab server --port 10007 --inval 10",
+                        "udplab server --port 0    # any free port; it prints which"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; '' or 0.0.0.0 listens on "
+                        "every interface, reachable by other machines)")
+    p.add_argument("--port", type=_port, default=10007, help="port (default 10007; 0: any free)")
+    p.add_argument("--inval", type=_positive_seconds, default=10.0,
+                   help="seconds of silence before a client is dropped (default 10)")
+    p.add_argument("--no-echo", dest="echo", action="store_false",
+                   help="do not send a message back to its sender")
+    p.add_argument("--max-clients", type=_count, default=10_000,
+                   help="clients at once; new ones past it are refused (default 10000)")
+    p.add_argument("--max-payload", type=_count, default=65_507,
+                   help="longest message in bytes; longer ones are dropped (default 65507)")
+    p.add_argument("--heartbeat", type=_word, default=b"HB", help="heartbeat word (default HB)")
+    p.add_argument("--quit", type=_word, default=b"quit", help="quit word (default quit)")
+    p.add_argument("--prefix", type=_word, default=b"ACK",
+                   help="what the server puts before every broadcast (default ACK)")
+    p.set_defaults(run=run_server)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    logging.basicConfig(format=FORMAT, level=logging.INFO)
+
+    def announce() -> str:
+        host, port = server.addr[0], server.addr[1]
+        return (f"udplab server listening on {_hostport(server.addr)}; chat with: udplab client "
+                f"{host} {port}  (or: nc -u {host} {port}); Ctrl-C stops")
+
+    try:
+        server = ChatS(args.host, args.port, args.inval, echo=args.echo,
+                       max_clients=args.max_clients, max_payload=args.max_payload,
+                       heartbeat=args.heartbeat, quit=args.quit, prefix=args.prefix)
+        _serve_until_ctrl_c(server.start, announce, lambda: server.running)
+    except (OSError, ValueError, TypeError, OverflowError) as e:
+        return _fail(args.prog, f"cannot listen on {args.host}:{args.port}: {_reason(e)}")
+    server.stop()
+    stats = server.stats()
+    dropped = {k: v for k, v in stats["dropped"].items() if v}
+    print(f"udplab server stopped; stats: {_nonzero(stats) or 'nothing received'}"
+          + (f"; dropped: {_nonzero(dropped)}" if dropped else ""), flush=True)
+    return 0
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as a short reason: ``[Errno 98] Address in use`` becomes
+    ``address in use (errno 98)``."""
+    if isinstance(e, OSError) and e.strerror:
+        reason = e.strerror[0].lower() + e.strerror[1:]
+        return f"{reason} (errno {e.errno})" if e.errno else reason
+    return str(e) or type(e).__name__
+
+
+# -- udplab client ------------------------------------------------------------------------------
+
+def add_client(sub: Any) -> None:
+    p = sub.add_parser(
+        "client", help="join a chat server: type to send, see what everyone says",
+        description="Join the chat server at HOST PORT (a ChatC): each line you type is sent "
+                    "(UTF-8), each broadcast is printed as it arrives, above the line you are "
+                    "typing. /quit, Ctrl-D or Ctrl-C says quit to the server and exits. With "
+                    "stdin not a terminal (a pipe, a file) it sends each line, prints the "
+                    "answers until none came for WAIT seconds, and exits.",
+        epilog=_example("udplab client 127.0.0.1 10007 --name alice",
+                        "echo hello | udplab client 127.0.0.1 10007"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("host", metavar="HOST", help="the server's address, such as 127.0.0.1")
+    p.add_argument("port", metavar="PORT", type=_target_port, help="the server's port")
+    p.add_argument("--interval", type=_positive_seconds, default=1.0,
+                   help="seconds between heartbeats (default 1; keep it well under the "
+                        "server's --inval)")
+    p.add_argument("--name", type=_name,
+                   help="your name: sent before each of your lines ('alice: hi') and shown "
+                        "in the prompt")
+    p.add_argument("--wait", type=_positive_seconds, default=1.0,
+                   help="stdin not a terminal: exit once nothing arrived for this many seconds "
+                        "after the last line (default 1; at most 10 times that in all)")
+    p.set_defaults(run=run_client)
+
+
+class _Receiver:
+    """Prints what the client receives, on a thread of its own, until stopped."""
+
+    def __init__(self, client: ChatC, out: Callable[[str], None]) -> None:
+        self.client = client
+        self.out = out
+        self.last = time.monotonic()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="printer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                data = self.client.recv(timeout=0.1)
+            except TimeoutError:
+                continue
+            except (OSError, RuntimeError):
+                return
+            self.last = time.monotonic()
+            self.out(show(data))
+
+    def quiet_for(self, seconds: float, most: float) -> None:
+        """Return once nothing arrived for ``seconds``, or after ``most`` seconds."""
+        deadline = time.monotonic() + most
+        self.last = max(self.last, time.monotonic())
+        while time.monotonic() < min(self.last + seconds, deadline):
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def run_client(args: argparse.Namespace) -> int:
+    # Received datagrams are printed, not logged; warnings (a server not answering) still show.
+    logging.basicConfig(format=FORMAT, level=logging.WARNING)
+    prefix = b"" if args.name is None else args.name.encode("utf-8") + b": "
+    try:
+        client = ChatC(args.host, args.port, interval=args.interval, name=args.name)
+        _held(client.start)
+    except (OSError, ValueError, TypeError, OverflowError) as e:
+        return _fail(args.prog, f"cannot talk to {args.host}:{args.port}: {_reason(e)}")
+    except KeyboardInterrupt:  # while starting
+        pass
+    else:
+        try:
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                _interactive(client, prefix, args.name)
+            else:
+                _plain(client, prefix, args.wait)
+        except KeyboardInterrupt:  # before the prompt or the reading began
+            pass
+    _ignore_interrupts()
+    client.stop()  # says quit
+    return 0
+
+
+def _plain(client: ChatC, prefix: bytes, wait: float) -> None:
+    """Lines from stdin, answers as plain lines on stdout."""
+
+    def out(text: str) -> None:
+        print(text, flush=True)
+
+    receiver = _Receiver(client, out)
+    try:
+        for raw in sys.stdin.buffer:
+            line = raw.rstrip(b"\r\n")
+            if line.strip() == b"/quit":
+                break
+            if line:
+                client.send(prefix + line)
+                receiver.last = time.monotonic()
+        receiver.quiet_for(wait, 10 * wait)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _ignore_interrupts()
+        receiver.stop()
+
+
+def _interactive(client: ChatC, prefix: bytes, name: str | None) -> None:
+    """A prompt that stays at the bottom: what arrives is printed above it (prompt_toolkit's
+    patch_stdout), and the line being typed is redrawn below."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    session: PromptSession[str] = PromptSession()
+    prompt = f"{name}> " if name else "> "
+    with patch_stdout(raw=True):
+        # Log records (a server not answering) go above the prompt as well.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT))
+        root = logging.getLogger()
+        saved = root.handlers[:]
+        root.handlers = [handler]
+        receiver = _Receiver(client, print)
+        try:
+            while True:
+                line = session.prompt(prompt)
+                if line.strip() == "/quit":
+                    break
+                if line:
+                    client.send(prefix + line.encode("utf-8", "surrogateescape"))
+        except (EOFError, KeyboardInterrupt):
+            pass
+        finally:
+            _ignore_interrupts()
+            receiver.stop()
+            root.handlers = saved
+
+
+# -- udplab link --------------------------------------------------------------------------------
+
+def add_link(sub: Any) -> None:
+    p = sub.add_parser(
+        "link", help="relay to a server through a bad network (loss, delay, ...)",
+        description="Run a udplab.Link: a relay to the UDP server at TARGET_HOST TARGET_PORT "
+                    "that loses, duplicates, reorders, corrupts, delays and rate-limits "
+                    "datagrams, the same way for the same --seed. Point clients at the address "
+                    "it prints instead of the server's. Each impairment takes one value for "
+                    "both directions or UP,DOWN (up: client to server). On a terminal one "
+                    "status line shows the counts per direction, updated every second; Ctrl-C "
+                    "stops it and prints the totals.",
+        epilog=_example("udplab link 127.0.0.1 10007 --loss 0.2 --delay 0.1 --jitter 0.05",
+                        "udplab link 127.0.0.1 10007 --port 10008 --loss 0,0.5 --seed 1"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target_host", metavar="TARGET_HOST", help="the server's address")
+    p.add_argument("target_port", metavar="TARGET_PORT", type=_target_port,
+                   help="the server's port")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=0, help="port to listen on (default 0: any free)")
+    probability, seconds = _either(_probability), _either(_seconds)
+    p.add_argument("--loss", type=probability, default=0.0, help="probability a datagram is lost")
+    p.add_argument("--duplicate", type=probability, default=0.0,
+                   help="probability a datagram is sent twice")
+    p.add_argument("--reorder", type=probability, default=0.0,
+                   help="probability a datagram overtakes the delayed ones (needs --delay)")
+    p.add_argument("--corrupt", type=probability, default=0.0,
+                   help="probability a datagram gets one bit flipped")
+    p.add_argument("--delay", type=seconds, default=0.0, help="seconds each datagram waits")
+    p.add_argument("--jitter", type=seconds, default=0.0,
+                   help="seconds the delay varies by, either way")
+    p.add_argument("--rate", type=_either(_bytes_per_second), default=None,
+                   help="bytes of payload per second (default: no limit)")
+    p.add_argument("--limit", type=_either(_count), default=1000,
+                   help="datagrams waiting per direction; more are dropped (default 1000)")
+    p.add_argument("--seed", type=_seed, help="same seed, same fate for each datagram "
+                                              "(default: a random one, printed)")
+    p.set_defaults(run=run_link)
+
+
+STATUS_KEYS = (("in", "received"), ("out", "forwarded"), ("lost", "lost"),
+               ("dup", "duplicated"), ("reord", "reordered"))
+
+
+def status_line(stats: dict[str, Any]) -> str:
+    """``up: in 3 out 2 lost 1 dup 0 reord 0 | down: ...``."""
+    return " | ".join(
+        f"{d}: " + " ".join(f"{label} {stats[d][key]}" for label, key in STATUS_KEYS)
+        for d in ("up", "down"))
+
+
+class _StatusLine:
+    """One line at the bottom of a terminal, rewritten in place; log records are printed above
+    it. Not a terminal: a plain line whenever the counts changed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.text = ""
+        self.lock = threading.Lock()
+
+    def update(self, text: str) -> None:
+        if self.tty:  # a line wider than the terminal would wrap, and \r not reach its start
+            text = text[:shutil.get_terminal_size().columns - 1]
+        with self.lock:
+            if text == self.text:
+                return
+            self.text = text
+            self.out.write(f"\r{text}\x1b[K" if self.tty else f"{text}\n")
+            self.out.flush()
+
+    def above(self, line: str) -> None:
+        with self.lock:
+            if self.tty:
+                self.out.write(f"\r\x1b[K{line}\n{self.text}")
+            else:
+                self.out.write(f"{line}\n")
+            self.out.flush()
+
+    def end(self) -> None:
+        with self.lock:
+            if self.tty and self.text:
+                self.out.write("\n")
+                self.out.flush()
+            self.text = ""
+
+
+class _AboveStatus(logging.Handler):
+    def __init__(self, status: _StatusLine) -> None:
+        super().__init__()
+        self.status = status
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.status.above(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def run_link(args: argparse.Namespace) -> int:
+    status = _StatusLine(sys.stdout)
+    handler = _AboveStatus(status)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    target = (args.target_host, args.target_port)
+
+    def announce() -> str:
+        host, port = link.addr[0], link.addr[1]
+        return (f"udplab link on {_hostport(link.addr)} relays to {_hostport(target)} (seed "
+                f"{link.seed}); point clients at it: udplab client {host} {port}; Ctrl-C stops")
+
+    try:
+        link = Link(target, loss=args.loss, duplicate=args.duplicate, reorder=args.reorder,
+                    corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, rate=args.rate,
+                    limit=args.limit, seed=args.seed, listen=(args.host, args.port))
+        _serve_until_ctrl_c(link.start, announce, lambda: link.running, every=1.0,
+                            tick=lambda: status.update(status_line(link.stats())),
+                            say=status.above)
+    except (OSError, ValueError, TypeError, OverflowError) as e:
+        return _fail(args.prog, f"cannot relay {args.host}:{args.port} -> "
+                                f"{_hostport(target)}: {_reason(e)}")
+    link.stop()
+    status.end()
+    stats = link.stats()
+    for d in ("up", "down"):
+        print(f"udplab link stopped; {d}: {_nonzero(stats[d]) or 'nothing'}", flush=True)
+    return 0
+
+
+# -- udplab demo --------------------------------------------------------------------------------
+
+def add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo", help="run the tutorial's server, client and group chat",
+        description="Run the tutorial's UDP server and client, then a group chat of alice, "
+                    "bob and carol, on loopback.",
+        epilog=_example("udplab demo --inval 2"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--inval", type=demo.short_inval, default=1.0,
+                   help="seconds of silence before the server drops a client, at most 5 "
+                        "(default 1)")
+    p.set_defaults(run=lambda args: demo.run(args.inval))
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_demo]
+"""Each adds one subcommand; a new one is a function like these, appended here."""
+
+
+def parser(prog: str = "udplab") -> argparse.ArgumentParser:
+    top = _Parser(
+        prog=prog,
+        description="udplab: UDP chat across terminals, as in the notes. Start a server, then "
+                    "clients in other terminals (HOST PORT as the server prints them).",
+        epilog=_example("udplab server --port 10007                   # terminal 1",
+                        "udplab client 127.0.0.1 10007 --name alice   # terminal 2",
+                        "udplab client 127.0.0.1 10007 --name bob     # terminal 3",
+                        "nc -u 127.0.0.1 10007                        # netcat works too",
+                        "udplab server --help                         # its options"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return top
+
+
+def main(argv: list[str] | None = None, prog: str = "udplab") -> int:
+    args = parser(prog).parse_args(argv)
+    args.prog = f"{prog} {args.command}"
+    if threading.current_thread() is not threading.main_thread():
+        return int(args.run(args))
+    # SIGTERM (as from kill) stops a command as Ctrl-C does: cleanly, with status 0.
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return int(args.run(args))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,297 @@
+"""The ``udplab`` command in real pseudo-terminals (pexpect) and, for what the screen shows,
+in tmux (capture-pane renders the terminal as a person sees it).
+
+Every server listens on port 0 and the tests read the port it prints; every wait is bounded by
+pexpect's timeout or a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+import tutorial_chat
+from conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 10
+
+
+def spawn(*args: str) -> pexpect.spawn:
+    """``python -m udplab ARGS`` in a pseudo-terminal."""
+    # pexpect is no terminal emulator: it would never answer prompt_toolkit's question where
+    # the cursor is (the tmux test below runs in a terminal that does).
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
+    return pexpect.spawn(sys.executable, ["-m", "udplab", *args], env=env, encoding="utf-8",
+                         timeout=TIMEOUT, dimensions=(24, 160))
+
+
+def ended(child: pexpect.spawn) -> int:
+    """Wait (bounded) for the child to exit; its exit status."""
+    child.expect(pexpect.EOF)
+    child.wait()
+    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
+    status: int = child.exitstatus
+    return status
+
+
+class Server:
+    def __init__(self, *args: str) -> None:
+        self.child = spawn("server", "--port", "0", *args)
+        self.child.expect(r"udplab server listening on 127\.0\.0\.1:(\d+)")
+        self.port = int(self.child.match[1])
+
+    def log(self, pattern: str) -> None:
+        self.child.expect(pattern)
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.kill(signal.SIGKILL)
+        self.child.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    s = Server("--inval", "5")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def client(port: int, name: str) -> pexpect.spawn:
+    c = spawn("client", "127.0.0.1", str(port), "--name", name)
+    c.expect_exact(f"{name}>")
+    return c
+
+
+def joined(server: Server) -> int:
+    """The client port of the next join the server logs."""
+    server.log(r"servicer chat 127\.0\.0\.1:(\d+) joined")
+    return int(server.child.match[1])
+
+
+def test_a_line_typed_in_one_client_appears_in_the_other(server: Server) -> None:
+    alice = client(server.port, "alice")
+    joined(server)
+    bob = client(server.port, "bob")
+    joined(server)
+    try:
+        alice.sendline("hello bob, 你好")
+        bob.expect_exact("ACKalice: hello bob, 你好")
+        alice.expect_exact("ACKalice: hello bob, 你好")  # the server echoes to its sender
+        server.log(r"says b?'alice: hello bob, ")
+        bob.sendline("/quit")
+        assert ended(bob) == 0
+        server.log(r"chat 127\.0\.0\.1:\d+ left")
+    finally:
+        for c in (alice, bob):
+            c.close(force=True)
+
+
+@pytest.mark.parametrize("key", ["ctrl-c", "ctrl-d"])
+def test_ctrl_c_and_ctrl_d_in_a_client_say_quit(server: Server, key: str) -> None:
+    alice = client(server.port, "alice")
+    port = joined(server)
+    try:
+        alice.send("half a line")  # Ctrl-C drops it; Ctrl-D on a non-empty line does nothing
+        if key == "ctrl-c":
+            alice.sendintr()
+        else:
+            alice.sendcontrol("u")  # clear the line: Ctrl-D ends input at an empty prompt
+            alice.sendeof()
+        assert ended(alice) == 0
+        server.log(rf"chat 127\.0\.0\.1:{port} left")
+    finally:
+        alice.close(force=True)
+
+
+def test_ctrl_c_stops_the_server_within_a_second_with_its_stats(server: Server) -> None:
+    alice = client(server.port, "alice")
+    joined(server)
+    alice.sendline("one")
+    server.log("says b?'alice: one'")
+    alice.close(force=True)
+    started = time.monotonic()
+    server.child.sendintr()
+    server.log(r"udplab server stopped; stats: received \d+, messages 1, sent 1")
+    assert ended(server.child) == 0
+    assert time.monotonic() - started < 1.0
+    assert "Traceback" not in server.child.before
+
+
+def test_sigterm_stops_the_server_as_ctrl_c_does(server: Server) -> None:
+    server.child.kill(signal.SIGTERM)
+    server.log("udplab server stopped; stats: nothing received")
+    assert ended(server.child) == 0
+
+
+def screen(socket_path: Path, target: str) -> list[str]:
+    out = subprocess.run(["tmux", "-S", str(socket_path), "capture-pane", "-p", "-t", target],
+                         capture_output=True, text=True, check=True, timeout=TIMEOUT).stdout
+    return [line.rstrip() for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_a_broadcast_leaves_the_half_typed_line_intact(server: Server, tmp_path: Path) -> None:
+    sock = tmp_path / "tmux"
+    tmux = ["tmux", "-S", str(sock)]
+    command = f"{sys.executable} -m udplab client 127.0.0.1 {server.port} --name bob"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "20", "-s", "t", command],
+                   check=True, timeout=TIMEOUT, env=dict(os.environ, TERM="xterm"))
+    try:
+        wait_until(lambda: screen(sock, "t")[-1:] == ["bob>"], TIMEOUT, 0.05)
+        joined(server)
+        subprocess.run([*tmux, "send-keys", "-t", "t", "-l", "half typ"], check=True)
+        wait_until(lambda: screen(sock, "t")[-1:] == ["bob> half typ"], TIMEOUT, 0.05)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+            other.sendto(b"carol: interrupting \xff\x1b[2J", ("127.0.0.1", server.port))
+            # The message (its bad byte and escape shown escaped) above, the line below.
+            wait_until(lambda: screen(sock, "t")[-2:] == [
+                r"ACKcarol: interrupting \xff\x1b[2J", "bob> half typ"], TIMEOUT, 0.05)
+            other.sendto(b"quit", ("127.0.0.1", server.port))
+        # The line was not only redrawn but kept: finishing it sends the whole of it.
+        subprocess.run([*tmux, "send-keys", "-t", "t", "-l", "ed"], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", "t", "Enter"], check=True)
+        server.log("says b?'bob: half typed'")
+    finally:
+        subprocess.run([*tmux, "kill-server"], timeout=TIMEOUT)
+
+
+def run_udplab(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "udplab", *args], input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_piped_stdin_sends_each_line_and_prints_the_answers(server: Server) -> None:
+    done = run_udplab("client", "127.0.0.1", str(server.port), "--wait", "0.5",
+                      stdin="first line\nsecond, 第二\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ACKfirst line", "ACKsecond, 第二"]
+    server.log(r"says b?'first line'")
+    server.log(r"chat 127\.0\.0\.1:\d+ left")
+
+
+def test_a_client_of_the_notes_corrected_server() -> None:
+    reference = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tutorial_chat.py")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reference.stdout is not None
+        port = reference.stdout.readline().split()[1]
+        done = run_udplab("client", "127.0.0.1", port, "--name", "ann", "--wait", "0.5",
+                          stdin="hi tutorial\n")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "ACKann: hi tutorial\n"
+    finally:
+        reference.communicate(timeout=TIMEOUT)
+
+
+def test_the_notes_corrected_client_hears_a_udplab_server(server: Server) -> None:
+    listener = tutorial_chat.ChatC("127.0.0.1", server.port)
+    listener.start()
+    listener.hb(1)
+    try:
+        joined(server)
+        done = run_udplab("client", "127.0.0.1", str(server.port), "--wait", "0.3",
+                          stdin="to everyone\n")
+        assert done.returncode == 0, done.stderr
+        assert listener.received.get(timeout=TIMEOUT) == b"ACKto everyone"
+    finally:
+        listener.stop()
+
+
+@pytest.mark.skipif(shutil.which("nc") is None,
+                    reason="netcat is not installed (apt-get install netcat-openbsd)")
+def test_netcat_is_a_client_of_udplab_server(server: Server) -> None:
+    nc = pexpect.spawn("nc", ["-u", "127.0.0.1", str(server.port)], encoding="utf-8",
+                       timeout=TIMEOUT)
+    try:
+        nc.sendline("hi from nc")
+        server.log(r"says b?'hi from nc")
+        nc.expect_exact("ACKhi from nc")
+        done = run_udplab("client", "127.0.0.1", str(server.port), "--name", "ann", "--wait",
+                          "0.3", stdin="hello nc\n")
+        assert done.returncode == 0, done.stderr
+        nc.expect_exact("ACKann: hello nc")
+        nc.sendline("quit")
+        server.log(r"chat 127\.0\.0\.1:\d+ left")
+    finally:
+        nc.close(force=True)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["server", "--port", "99999"], "argument --port: a port is 0-65535, got 99999"),
+    (["server", "--inval", "-1"], "argument --inval: must be a number of seconds more than 0"),
+    (["server", "--host", "999.0.0.1"], "cannot listen on 999.0.0.1:10007"),
+    (["server", "--bogus"], "unrecognized arguments: --bogus"),
+    (["client", "127.0.0.1"], "the following arguments are required: PORT"),
+    (["client", "127.0.0.1", "0"], "argument PORT: the server's port, not 0"),
+    (["client", "no such host", "10007"], "cannot talk to no such host:10007"),
+    (["link", "127.0.0.1", "10007", "--loss", "2"], "a probability is from 0 to 1, got 2"),
+    (["link", "127.0.0.1", "10007", "--loss", "0,1,0"], "one value, or UP,DOWN"),
+    (["link", "127.0.0.1", "10007", "--reorder", "0.5"], "reorder needs a delay"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+])
+def test_bad_arguments_exit_2_with_one_line(args: list[str], says: str) -> None:
+    done = run_udplab(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
+
+
+def test_a_port_in_use_exits_2_with_one_line() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        done = run_udplab("server", "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr == (f"python -m udplab server: error: cannot listen on 127.0.0.1:{port}: "
+                           "address already in use (errno 98)\n")
+
+
+@pytest.mark.parametrize("args", [[], ["server"], ["client"], ["link"], ["demo"]])
+def test_every_help_shows_an_example(args: list[str]) -> None:
+    done = run_udplab(*args, "--help")
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: python -m udplab")
+    example = done.stdout.split("example:\n", 1)[1]
+    assert re.search(r"^  udplab ", example, re.M), done.stdout
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("udplab")
+    assert script.exists(), "pip install -e . installs the udplab command"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.startswith("usage: udplab ")
+
+
+def test_link_keeps_a_live_status_line(server: Server) -> None:
+    link = spawn("link", "127.0.0.1", str(server.port), "--loss", "0,1", "--seed", "7")
+    try:
+        link.expect(r"udplab link on 127\.0\.0\.1:(\d+) relays to 127\.0\.0\.1:\d+ \(seed 7\)")
+        port = link.match[1]
+        done = run_udplab("client", "127.0.0.1", port, "--wait", "0.3", "--interval", "5",
+                          stdin="through the link\n")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == ""  # every answer lost on the way down
+        server.log("says b?'through the link'")
+        # The line is rewritten in place (a carriage return, no newline), once a second: up,
+        # a heartbeat, the line and a quit; down, the broadcast, lost.
+        link.expect(r"\rup: in 3 out 3 lost 0 dup 0 reord 0 \| "
+                    r"down: in 1 out 0 lost 1 dup 0 reord 0\x1b\[K")
+        link.sendintr()
+        link.expect_exact("udplab link stopped; up: received 3, forwarded 3")
+        link.expect_exact("udplab link stopped; down: received 1, lost 1")
+        assert ended(link) == 0
+    finally:
+        link.close(force=True)
