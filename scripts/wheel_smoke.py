@@ -1,12 +1,18 @@
-"""Run by scripts/wheel-test inside a fresh virtual environment that has only the udplab wheel:
+"""Run by scripts/wheel-test inside a fresh virtual environment that has only the udplab wheel
+(and its dependencies):
 checks that udplab comes from that environment (not from a source tree) as the stable-ABI
-extension, then runs a chat on loopback and a socket round trip. Prints one line on success."""
+extension, then runs a chat on loopback, a socket round trip and `udplab client --help` (the
+console script). Prints one line on success."""
 
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
+import prompt_toolkit  # noqa: F401  (the wheel's dependency, for `udplab client`)
 import udplab
 import udplab._core as core
+import udplab.cli  # noqa: F401
 
 assert core.__file__.startswith(sys.prefix), (
     f"udplab was not imported from the venv: {core.__file__}"
@@ -29,4 +35,10 @@ with udplab.socket(type=udplab.SOCK_DGRAM) as a, udplab.socket(type=udplab.SOCK_
     data, _ = a.recvfrom(16)
     assert data == b"ping", data
 
-print(f"chat and socket ok: CPython {platform.python_version()}, {core.__file__}")
+# The console script.
+script = Path(sys.executable).with_name("udplab.exe" if sys.platform == "win32" else "udplab")
+usage = subprocess.run([str(script), "client", "--help"], capture_output=True, text=True,
+                       check=True, timeout=60).stdout
+assert usage.startswith("usage: udplab client"), usage
+
+print(f"chat, socket, udplab command ok: CPython {platform.python_version()}, {core.__file__}")
