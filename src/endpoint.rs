@@ -242,17 +242,23 @@ impl Endpoint {
 
     /// Sends one datagram to `to`, waiting up to [`SEND_WAIT`] for buffer space.
     pub fn send_to(&self, payload: &[u8], to: SocketAddr) -> io::Result<usize> {
+        // The time is taken before the send: a reply can be received (and tapped, with its
+        // time) before this thread runs again.
+        let at = self.tap.as_ref().map(|_| SystemTime::now());
         let n = self.socket.send_to(payload, self.wire_addr(to))?;
-        self.tap_sent(payload, to);
+        if let Some(at) = at {
+            self.tap_sent_at(payload, to, at);
+        }
         Ok(n)
     }
 
     /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected).
     pub fn send(&self, payload: &[u8]) -> io::Result<usize> {
+        let at = self.tap.as_ref().map(|_| SystemTime::now()); // as in send_to
         let n = self.socket.send(payload)?;
-        if self.tap.is_some() {
+        if let Some(at) = at {
             if let Ok(peer) = self.peer_addr() {
-                self.tap_sent(payload, peer);
+                self.tap_sent_at(payload, peer, at);
             }
         }
         Ok(n)
@@ -261,10 +267,17 @@ impl Endpoint {
     /// Shows the tap a datagram sent to `to` by other means (batched sends).
     #[inline]
     pub fn tap_sent(&self, payload: &[u8], to: SocketAddr) {
+        if self.tap.is_some() {
+            self.tap_sent_at(payload, to, SystemTime::now());
+        }
+    }
+
+    /// Shows the tap a datagram sent to `to` at `at`.
+    fn tap_sent_at(&self, payload: &[u8], to: SocketAddr, at: SystemTime) {
         if let Some(tap) = &self.tap {
             tap.datagram(&Datagram {
                 direction: Direction::Out,
-                at: SystemTime::now(),
+                at,
                 local: self.local,
                 peer: to,
                 payload,

@@ -2,6 +2,7 @@
 //!
 //! The core is plain Rust and usable without Python:
 //!
+//! - [`capture`]: every datagram an endpoint sees, written to a pcap file for Wireshark;
 //! - [`endpoint`]: one UDP socket and its receive loop (stop, wake-up, timers, a tap on every
 //!   datagram in and out), which the server and the client run on;
 //! - [`socket`]: a datagram socket with timeouts and interruptible blocking calls;
@@ -16,6 +17,7 @@
 //! The Python extension module `udplab._core` lives in one private module, `python`, which only
 //! converts types, releases the GIL around blocking calls and maps errors.
 
+pub mod capture;
 pub mod client;
 pub mod endpoint;
 pub mod fanout;

@@ -6,6 +6,8 @@
   heartbeat expiry, done right.
 - ``udplab.Link`` stands between clients and a UDP server and loses, duplicates, reorders,
   corrupts, delays and rate-limits datagrams, the same way for the same seed.
+- ``capture=`` on all three writes every datagram to a pcap file for Wireshark;
+  ``udplab.read_capture(path)`` reads one back.
 """
 
 import socket as _stdlib_socket
@@ -13,6 +15,7 @@ import socket as _stdlib_socket
 from . import _logging
 from ._core import UdpSocket, __version__
 from ._logging import refresh_logging
+from .capture import Record, read_capture
 from .chat import Address, ChatC, ChatS
 from .link import GEModel, Link
 
@@ -64,11 +67,13 @@ __all__ = [
     "ChatS",
     "GEModel",
     "Link",
+    "Record",
     "SOCK_DGRAM",
     "UdpSocket",
     "__version__",
     "error",
     "gaierror",
+    "read_capture",
     "refresh_logging",
     "socket",
     "timeout",

@@ -1,9 +1,10 @@
 """The Rust extension module behind udplab (built by maturin from ``src/``)."""
 
 import builtins
+import os
 import socket
 from types import TracebackType
-from typing import Any, final
+from typing import Any, BinaryIO, final
 
 from typing_extensions import Buffer as _Buffer
 from typing_extensions import Self
@@ -11,11 +12,26 @@ from typing_extensions import Self
 _Address = tuple[Any, ...]
 _BufferLike = bytes | bytearray | memoryview | _Buffer
 
-__all__ = ["ChatClient", "ChatServer", "Link", "UdpSocket", "__version__", "_reset_log_cache"]
+__all__ = [
+    "Capture", "ChatClient", "ChatServer", "Link", "UdpSocket", "__version__", "_reset_log_cache",
+]
 __version__: str
 
 def _reset_log_cache() -> None:
     """Forget pyo3-log's cached logger levels (see ``udplab.refresh_logging``)."""
+
+@final
+class Capture:
+    """A pcap file being written by a thread of its own (``src/capture.rs``): ``target`` is a
+    path (created or truncated) or a binary file with ``write`` and ``flush``; ``limit`` is
+    the size cap in bytes (at least 24, the file header)."""
+
+    def __new__(cls, target: str | os.PathLike[str] | BinaryIO, limit: int = 104857600) -> Self: ...
+    def stats(self) -> dict[str, int]:
+        """Counters: ``records``, ``bytes``, ``skipped``, ``dropped``, ``errors``."""
+
+    def close(self) -> None:
+        """Write what is queued, flush and end the writer thread. Idempotent."""
 
 @final
 class UdpSocket:
@@ -113,6 +129,9 @@ class ChatServer:
     def zero_stats() -> dict[str, Any]:
         """The counters of a server that has not started: every one zero."""
 
+    def set_capture(self, capture: Capture) -> bool:
+        """Record every datagram in ``capture``; only before serving (False after)."""
+
     def serve(self) -> None:
         """Receive and handle datagrams until ``stop()``; closes the socket on return."""
 
@@ -146,6 +165,9 @@ class ChatClient:
     @staticmethod
     def zero_stats() -> dict[str, int]:
         """The counters of a client that has not started: every one zero."""
+
+    def set_capture(self, capture: Capture) -> bool:
+        """Record every datagram in ``capture``; only before serving (False after)."""
 
     def receive_loop(self) -> None:
         """Receive, log and queue datagrams until ``stop()``."""
@@ -184,6 +206,9 @@ class Link:
     def addr(self) -> _Address: ...
     @property
     def target(self) -> _Address: ...
+    def set_capture(self, capture: Capture) -> bool:
+        """Record every datagram in ``capture``; only before serving (False after)."""
+
     def serve(self) -> None:
         """Relay until ``stop()``; discards what still waits and closes every socket on return."""
 

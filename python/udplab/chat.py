@@ -12,6 +12,7 @@ script's main thread ends and keeps serving until SIGINT/SIGTERM while a non-dae
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -19,16 +20,21 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, Callable, Generic, TypeVar, Union
+from typing import Any, BinaryIO, Callable, Generic, TypeVar, Union
 
 from . import _core
 from ._logging import refresh_logging
 
-__all__ = ["Address", "ChatC", "ChatS"]
+__all__ = ["DEFAULT_CAPTURE_LIMIT", "Address", "CaptureTarget", "ChatC", "ChatS"]
 
 Address = tuple[Any, ...]
 """``(ip, port)``, or ``(ip, port, flowinfo, scope_id)`` for IPv6."""
 Buffer = Union[bytes, bytearray, memoryview]
+CaptureTarget = Union[str, "os.PathLike[str]", BinaryIO]
+"""Where ``capture=`` writes: a path (created or truncated at each ``start()``) or a binary
+file open for writing (``open(path, "wb")``, ``io.BytesIO()``)."""
+#: The default ``capture_limit``: a capture file stops growing at 100 MiB.
+DEFAULT_CAPTURE_LIMIT = 100 * 1024 * 1024
 
 log = logging.getLogger("udplab.chat")
 
@@ -199,6 +205,18 @@ def _word(name: str, value: object) -> bytes:
     return bytes(value)
 
 
+def _capture_target(value: object) -> CaptureTarget | None:
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return value
+    if isinstance(value, io.TextIOBase):
+        raise TypeError("capture must be a path or a file opened in binary mode "
+                        "(open(path, 'wb')), not a text file")
+    if callable(getattr(value, "write", None)) and callable(getattr(value, "flush", None)):
+        return value  # type: ignore[return-value]
+    raise TypeError("capture must be a path or a binary file open for writing, "
+                    f"not {type(value).__name__}")
+
+
 def _serve(core: _core.ChatServer, stopped: threading.Event) -> None:
     try:
         core.serve()
@@ -246,7 +264,11 @@ class _Background(Generic[_CoreT]):
     under a lock. A started object stays registered (so never garbage-collected) until it is
     stopped; at interpreter exit a script keeps serving while a non-daemon object runs."""
 
-    def __init__(self, daemon: bool = False) -> None:
+    def __init__(self, daemon: bool = False, capture: object = None,
+                 capture_limit: int = DEFAULT_CAPTURE_LIMIT) -> None:
+        self._capture_target = _capture_target(capture)
+        self._capture_limit = _count("capture_limit", capture_limit, 24, 2**64 - 1)
+        self._capture: _core.Capture | None = None
         self._lock = threading.Lock()
         self._core: _CoreT | None = None
         self._threads: list[threading.Thread] = []
@@ -290,6 +312,15 @@ class _Background(Generic[_CoreT]):
 
     def _launch(self, core: _CoreT, threads: list[threading.Thread]) -> None:
         """Start ``threads`` driving ``core``. Call with the lock held."""
+        self._capture = None
+        if self._capture_target is not None:
+            try:
+                capture = _core.Capture(self._capture_target, self._capture_limit)
+            except BaseException:
+                core.stop()  # frees the port it bound
+                raise
+            core.set_capture(capture)
+            self._capture = capture
         self._core = core
         self._threads = threads
         for t in threads:
@@ -318,6 +349,14 @@ class _Background(Generic[_CoreT]):
         for t in threads:
             if t is not current and t.ident is not None:
                 t.join()
+        if self._capture is not None:
+            self._capture.close()  # the last records written and flushed
+
+    def _with_capture(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """``stats`` with the capture's counters under ``capture`` when there is a capture."""
+        if self._capture is not None:
+            stats["capture"] = self._capture.stats()
+        return stats
 
     def _disown(self) -> None:
         """In a forked child: forget the parent's core without touching it."""
@@ -351,7 +390,10 @@ class ChatS(_Background[_core.ChatServer]):
     ``events()``); ``spin`` (seconds to keep polling after a broadcast before sleeping, 0 to
     never poll: it saves the next message a scheduler wake-up); ``on_join(addr)``,
     ``on_message(addr, payload)``, ``on_leave(addr, "quit" | "expire")`` (callbacks, run on a
-    thread of their own; an exception is logged and the server goes on); ``daemon``.
+    thread of their own; an exception is logged and the server goes on); ``capture`` (a
+    path or a binary file: every datagram received and sent goes into a pcap file, see
+    ``read_capture``) and ``capture_limit`` (its size cap in bytes, 100 MiB by default; later
+    datagrams are counted as skipped); ``daemon``.
 
     Lifecycle, as with ``threading.Thread``: a started server runs until ``stop()``; it is
     never stopped by garbage collection. When a script's main thread ends while a non-daemon
@@ -381,6 +423,8 @@ class ChatS(_Background[_core.ChatServer]):
         on_join: Callable[[Address], object] | None = None,
         on_message: Callable[[Address, bytes], object] | None = None,
         on_leave: Callable[[Address, str], object] | None = None,
+        capture: CaptureTarget | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         daemon: bool = False,
     ) -> None:
         self._ip = _host("ip", ip)
@@ -398,7 +442,7 @@ class ChatS(_Background[_core.ChatServer]):
             spin=_spin(spin),
         )
         self._callbacks = (on_join, on_message, on_leave)
-        super().__init__(daemon)
+        super().__init__(daemon, capture, capture_limit)
 
     def start(self) -> None:
         """Bind and start receiving on a background thread named ``servicer``."""
@@ -442,10 +486,13 @@ class ChatS(_Background[_core.ChatServer]):
         """Counters: ``received``, ``messages``, ``sent``, ``heartbeats``, ``joins``, ``quits``,
         ``expiries``, ``send_errors``, ``recv_errors``, ``notices_dropped``, ``clients`` and
         ``dropped`` (a dict by reason). ``received`` always equals ``heartbeats + quits +
-        messages + sum(dropped.values())``. All zero before ``start()``; kept after
-        ``stop()``."""
+        messages + sum(dropped.values())``. With ``capture``, also ``capture``: ``records``
+        and ``bytes`` written, ``skipped`` (past ``capture_limit``), ``dropped`` (the writer
+        fell behind) and ``errors`` (lost to write errors). All zero before ``start()``; kept
+        after ``stop()``."""
         core = self._core
-        return core.stats() if core is not None else _core.ChatServer.zero_stats()
+        return self._with_capture(
+            core.stats() if core is not None else _core.ChatServer.zero_stats())
 
     def events(self) -> list[tuple[float, str, Address]]:
         """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
@@ -466,8 +513,8 @@ class ChatC(_Background[_core.ChatClient]):
     ``interval`` seconds (1 by default, so any server with an ``inval`` of 3 s or more keeps
     the client even when two heartbeats in a row are lost; ``interval=None`` or ``hb(None)``
     sends none). ``name`` (such as ``"alice"``) names the threads ``user-alice`` and
-    ``hb-alice`` and starts the client's log lines (``alice: b'ACKhi'``). ``daemon`` is as for
-    ``ChatS``.
+    ``hb-alice`` and starts the client's log lines (``alice: b'ACKhi'``). ``capture``,
+    ``capture_limit`` and ``daemon`` are as for ``ChatS``.
     """
 
     def __init__(
@@ -480,6 +527,8 @@ class ChatC(_Background[_core.ChatClient]):
         quit: Buffer = b"quit",
         queue: int = 1024,
         name: str | None = None,
+        capture: CaptureTarget | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         daemon: bool = False,
     ) -> None:
         self._rip = _host("rip", rip)
@@ -492,7 +541,7 @@ class ChatC(_Background[_core.ChatClient]):
             heartbeat=_word("heartbeat", heartbeat), quit=_word("quit", quit),
             queue=_count("queue", queue, 1), name=self._name,
         )
-        super().__init__(daemon)
+        super().__init__(daemon, capture, capture_limit)
 
     def _running_core(self) -> _core.ChatClient:
         if self._core is None or self._stopped.is_set():
@@ -555,11 +604,13 @@ class ChatC(_Background[_core.ChatClient]):
         """Say quit to the server, stop both threads and close the port. Idempotent."""
         super().stop()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """Counters: ``received``, ``dropped`` (queue overflow), ``sent``, ``heartbeats``,
-        ``errors``. All zero before ``start()``; kept after ``stop()``."""
+        ``errors``, and ``capture`` as for ``ChatS``. All zero before ``start()``; kept after
+        ``stop()``."""
         core = self._core
-        return core.stats() if core is not None else _core.ChatClient.zero_stats()
+        return self._with_capture(
+            core.stats() if core is not None else _core.ChatClient.zero_stats())
 
     @property
     def name(self) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, Union
 
 from . import _core
 from ._logging import refresh_logging
-from .chat import Address, _Background, _count
+from .chat import DEFAULT_CAPTURE_LIMIT, Address, CaptureTarget, _Background, _count
 
 __all__ = ["GEModel", "Link"]
 
@@ -145,8 +145,10 @@ class Link(_Background[_core.Link]):
     whatever the timing; ``None`` picks one (``link.seed``, logged at start). ``listen``: the
     address to listen on. ``max_clients``: client addresses mapped at once (more are refused);
     ``idle``: seconds after which a silent client's mapping is forgotten; ``history``: events
-    kept for :meth:`events`; ``daemon``: as for ``ChatS`` (a running non-daemon link keeps a
-    script serving after its last line until Ctrl-C).
+    kept for :meth:`events`; ``capture``, ``capture_limit``: as for ``ChatS``, recording both
+    sides (what came in from a client, and what went on towards the target and back: a
+    datagram the link lost appears once, on the way in); ``daemon``: as for ``ChatS`` (a
+    running non-daemon link keeps a script serving after its last line until Ctrl-C).
 
     What happens to each datagram, in this order: from a new client while ``max_clients`` are
     mapped, it is refused; else it may be lost; a survivor may be duplicated; each copy may
@@ -178,6 +180,8 @@ class Link(_Background[_core.Link]):
         max_clients: int = 1024,
         idle: float = 60.0,
         history: int = 10_000,
+        capture: CaptureTarget | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         daemon: bool = False,
     ) -> None:
         self.target = _address("target", target)
@@ -212,7 +216,7 @@ class Link(_Background[_core.Link]):
         )
         if self._options["idle"] == 0:
             raise ValueError("idle must be positive")
-        super().__init__(daemon)
+        super().__init__(daemon, capture, capture_limit)
 
     def start(self) -> None:
         """Bind ``listen`` and start relaying on a background thread named ``link``."""
@@ -247,9 +251,9 @@ class Link(_Background[_core.Link]):
         ``send_errors``, ``flushed``, ``queued`` and ``forwarded_bytes``, and always
         ``received + duplicated == refused + lost + forwarded + queue_dropped + send_errors +
         flushed + queued`` (``queued`` is 0 after ``stop()``). All zero before ``start()``;
-        kept after ``stop()``."""
+        kept after ``stop()``. With ``capture``, also ``capture`` as for ``ChatS``."""
         core = self._core
-        return core.stats() if core is not None else _core.Link.zero_stats()
+        return self._with_capture(core.stats() if core is not None else _core.Link.zero_stats())
 
     def events(self) -> list[tuple[float, str, Address, str, int]]:
         """The recent ``(time, direction, client, fate, size)`` history, oldest first.

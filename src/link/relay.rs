@@ -15,7 +15,7 @@ use log::{info, warn};
 
 use super::fate::{Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome};
 use super::DEFAULT_EVENTS;
-use crate::endpoint::{Endpoint, Handler, Loop, Options, Waker};
+use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
 use crate::server::{wall_time, RateLimit, DEFAULT_RCVBUF};
 
 /// The logger (`udplab.link` in Python).
@@ -121,6 +121,18 @@ pub struct Relay {
     parts: Mutex<Option<(Endpoint, Loop)>>,
     waker: Waker,
     shared: Mutex<Shared>,
+    /// The tap set on the clients' endpoint and on every upstream endpoint made later.
+    tap: Mutex<Option<TapSlot>>,
+}
+
+/// A tap held for endpoints not made yet.
+#[derive(Clone)]
+struct TapSlot(Arc<dyn Tap>);
+
+impl std::fmt::Debug for TapSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
 }
 
 impl Relay {
@@ -154,7 +166,22 @@ impl Relay {
                 forgotten: 0,
                 limit: RateLimit::default(),
             }),
+            tap: Mutex::new(None),
         })
+    }
+
+    /// Sets the tap that sees every datagram the link receives and sends on both sides (from
+    /// the clients, towards the target and back); only before [`serve`](Self::serve) (false
+    /// after, and nothing changes).
+    pub fn set_tap(&self, tap: Option<Arc<dyn Tap>>) -> bool {
+        match lock(&self.parts).as_mut() {
+            Some((endpoint, _)) => {
+                endpoint.set_tap(tap.clone());
+                *lock(&self.tap) = tap.map(TapSlot);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Where clients send.
@@ -270,7 +297,7 @@ impl Relaying<'_> {
             }
             return None;
         }
-        let endpoint = match Endpoint::connect(self.relay.target) {
+        let mut endpoint = match Endpoint::connect(self.relay.target) {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 log_error(shared, "opening an upstream socket", &e, now);
@@ -279,6 +306,7 @@ impl Relaying<'_> {
         };
         // Replies from a fast target must not overflow the default receive buffer.
         let _ = socket2::SockRef::from(endpoint.socket()).set_recv_buffer_size(DEFAULT_RCVBUF);
+        endpoint.set_tap(lock(&self.relay.tap).clone().map(|slot| slot.0));
         let upstream = endpoint.local_addr();
         self.endpoints.push(endpoint);
         self.clients.push((from, now));

@@ -145,6 +145,11 @@ impl PyChatServer {
         stats_dict(py, &Stats::default(), 0)
     }
 
+    /// Records every datagram in `capture`; only before serving (False after).
+    fn set_capture(&self, capture: &super::capture::PyCapture) -> bool {
+        self.inner.set_tap(Some(capture.tap()))
+    }
+
     /// Serves until `stop()`; run it on a thread of its own.
     fn serve(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.serve()).map_err(os_error)
@@ -256,6 +261,11 @@ impl PyChatClient {
     #[staticmethod]
     fn zero_stats(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         client_stats_dict(py, &ClientStats::default())
+    }
+
+    /// Records every datagram in `capture`; only before serving (False after).
+    fn set_capture(&self, capture: &super::capture::PyCapture) -> bool {
+        self.inner.set_tap(Some(capture.tap()))
     }
 
     fn receive_loop(&self, py: Python<'_>) {

@@ -150,6 +150,11 @@ impl PyLink {
         })
     }
 
+    /// Records every datagram in `capture`; only before serving (False after).
+    fn set_capture(&self, capture: &super::capture::PyCapture) -> bool {
+        self.inner.set_tap(Some(capture.tap()))
+    }
+
     /// Relays until `stop()`; run it on a thread of its own.
     fn serve(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.serve()).map_err(os_error)

@@ -17,6 +17,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
 
 use crate::socket::{self as core_socket, Family, ResolveError};
 
+mod capture;
 mod chat;
 mod link;
 mod socket;
@@ -287,6 +288,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<socket::PyUdpSocket>()?;
     m.add_function(wrap_pyfunction!(_reset_log_cache, m)?)?;
+    m.add_class::<capture::PyCapture>()?;
     chat::register(m)?;
     link::register(m)?;
     Ok(())
