@@ -290,7 +290,8 @@ fn main() {
     for (name, mut times) in rows {
         times.sort_by(f64::total_cmp);
         let (a, b) = (percentile(&times, 0.5), percentile(&times, 0.99));
-        println!("{name}: p50 {a:.1}, p99 {b:.1}");
+        let c = percentile(&times, 0.9);
+        println!("{name}: p50 {a:.1}, p90 {c:.1}, p99 {b:.1}");
         p50.push(a);
     }
     println!(
