@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
 import threading
 import time
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import ipv6_available, wait_until
+from conftest import ipv6_available, read_line, wait_until
+from test_lifecycle import assert_clean, finish, script, still_running_after
 
 LO = "127.0.0.1"
 LANE_KEYS = {"received", "refused", "lost", "duplicated", "reordered", "corrupted", "delayed",
@@ -386,10 +388,6 @@ def test_daemon_flag_reaches_the_thread(target: Target, daemon: bool) -> None:
 def test_a_script_with_a_link_relays_until_sigterm_and_a_daemon_link_ends_with_it() -> None:
     """As ``ChatS``: a running link keeps a script serving after its last line until a signal
     stops it cleanly; with ``daemon=True`` it is stopped when the script ends."""
-    import signal
-
-    from test_lifecycle import assert_clean, finish, first_line, script, still_running_after
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as target:
         target.bind((LO, 0))
         target.settimeout(5)
@@ -401,7 +399,7 @@ def test_a_script_with_a_link_relays_until_sigterm_and_a_daemon_link_ends_with_i
         """
         child = script(code)
         try:
-            port = int(first_line(child))
+            port = int(read_line(child))
             assert still_running_after(child, 1.0)
             client().sendto(b"after the last line", (LO, port))
             assert target.recv(100) == b"after the last line"
@@ -410,7 +408,7 @@ def test_a_script_with_a_link_relays_until_sigterm_and_a_daemon_link_ends_with_i
         assert status == 0, err
         assert_clean(err)
         daemon = script(code.replace("seed=1)", "seed=1, daemon=True)"))
-        first_line(daemon)
+        read_line(daemon)
         status, err = finish(daemon)
         assert status == 0, err
         assert_clean(err)
