@@ -53,6 +53,11 @@ pub struct ServerConfig {
     pub rcvbuf: Option<usize>,
     /// How many events [`ChatServer::events`] keeps.
     pub history: usize,
+    /// Whether heartbeats go into the history too. Off by default: a thousand clients
+    /// heartbeating every second would push the joins, messages, quits and expiries out of a
+    /// 4096-event history within seconds. Heartbeats are counted in [`Stats::heartbeats`] either
+    /// way.
+    pub history_heartbeats: bool,
     /// Whether to queue [`Notice`]s for [`ChatServer::wait_notices`] (callbacks).
     pub notify: bool,
     /// After a broadcast, poll for the next datagram this long before sleeping: the next
@@ -73,6 +78,7 @@ impl ServerConfig {
             max_payload: UDP_MAX_PAYLOAD,
             rcvbuf: Some(DEFAULT_RCVBUF),
             history: DEFAULT_HISTORY,
+            history_heartbeats: false,
             notify: false,
             spin: DEFAULT_SPIN,
         }
@@ -514,7 +520,8 @@ impl Hub {
 
     fn record(&mut self, kind: EventKind, addr: SocketAddr, at: Instant, payload: &[u8]) {
         let event = Event { at, kind, addr };
-        if self.config.history > 0 {
+        let kept = kind != EventKind::Heartbeat || self.config.history_heartbeats;
+        if self.config.history > 0 && kept {
             if self.history.len() == self.config.history {
                 self.history.pop_front();
             }
@@ -754,6 +761,12 @@ impl ChatServer {
         lock(&self.hub).stats().clone()
     }
 
+    /// The counters and the number of live clients, read together (one snapshot).
+    pub fn stats_and_clients(&self) -> (Stats, usize) {
+        let hub = lock(&self.hub);
+        (hub.stats().clone(), hub.peers.len())
+    }
+
     /// The live clients and the wall-clock time each was last heard from.
     pub fn clients(&self) -> Vec<(SocketAddr, SystemTime)> {
         let hub = lock(&self.hub);
@@ -903,7 +916,9 @@ mod tests {
 
     #[test]
     fn timer_expiry_without_traffic() {
-        let mut h = Harness::new(config());
+        let mut c = config();
+        c.history_heartbeats = true;
+        let mut h = Harness::new(c);
         h.recv(0, 1, b"HB");
         h.hub.expire(h.at(1000));
         assert_eq!(h.hub.clients().count(), 1);
@@ -977,9 +992,25 @@ mod tests {
     }
 
     #[test]
+    fn heartbeats_stay_out_of_the_history_by_default_and_are_counted() {
+        let mut c = config();
+        c.history = 3;
+        let mut h = Harness::new(c);
+        h.recv(0, 1, b"HB");
+        for ms in 1..100 {
+            h.recv(ms, 1, b"HB");
+        }
+        h.recv(100, 1, b"hi");
+        let kinds: Vec<EventKind> = h.hub.events().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Join, EventKind::Message]);
+        assert_eq!(h.hub.stats().heartbeats, 100);
+    }
+
+    #[test]
     fn history_is_bounded() {
         let mut c = config();
         c.history = 3;
+        c.history_heartbeats = true;
         let mut h = Harness::new(c);
         for ms in 0..10 {
             h.recv(ms, 1, b"HB");

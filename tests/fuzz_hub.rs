@@ -103,9 +103,20 @@ fn config() -> impl Strategy<Value = ServerConfig> {
         ],
         0..6usize,
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(inval, words, prefix, echo, max_clients, max_payload, history, notify)| {
+            |(
+                inval,
+                words,
+                prefix,
+                echo,
+                max_clients,
+                max_payload,
+                history,
+                notify,
+                hb_history,
+            )| {
                 let mut c = ServerConfig::new(Duration::from_millis(inval));
                 c.words = words;
                 c.prefix = prefix;
@@ -114,6 +125,7 @@ fn config() -> impl Strategy<Value = ServerConfig> {
                 c.max_payload = max_payload;
                 c.history = history;
                 c.notify = notify;
+                c.history_heartbeats = hb_history;
                 c
             },
         )
@@ -225,7 +237,9 @@ impl Model {
     }
 
     fn event(&mut self, kind: EventKind, addr: SocketAddr, payload: &[u8]) {
-        self.history.push((kind, addr));
+        if kind != EventKind::Heartbeat || self.config.history_heartbeats {
+            self.history.push((kind, addr));
+        }
         if self.config.notify && kind != EventKind::Heartbeat {
             self.notices.push((kind, addr, payload.to_vec()));
         }

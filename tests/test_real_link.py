@@ -25,7 +25,7 @@ import pytest
 
 CLIENTS = 10
 MESSAGES = 40  # per client
-PAYLOAD = 500  # bytes: 10 copies of a message take about 2 ms at 20 Mbit/s
+PAYLOAD = 500  # bytes: the 10 copies of a message take about 2 ms at 20 Mbit/s
 
 # Runs in a network namespace of its own, the clients' end of the link (v1, 10.77.0.2).
 CLIENT_SIDE = r"""
@@ -45,6 +45,8 @@ for _ in range(clients):
     s.setblocking(False)
     socks.append(s)
 received = {s: 0 for s in socks}
+tag = {s: b"%02d" % i for i, s in enumerate(socks)}
+echoed = {s: -1 for s in socks}  # the last of its own messages each client got back
 
 
 def drain(wait):
@@ -52,28 +54,38 @@ def drain(wait):
     for s in readable:
         while True:
             try:
-                s.recv(65536)
+                data = s.recv(65536)
             except BlockingIOError:
                 break
             received[s] += 1
+            if data[3:5] == tag[s]:  # b"ACK" + client + sequence number
+                echoed[s] = max(echoed[s], int(data[5:10]))
     return bool(readable)
 
 
-# Join (the link needs a moment to come up: repeat the heartbeats until every one is answered
-# by a first broadcast, which the server only sends to clients it knows).
-deadline = time.monotonic() + 10
+# Join (the link needs a moment to come up: heartbeat twice).
 for s in socks:
     s.sendto(b"HB", server)
 time.sleep(0.5)
 for s in socks:
     s.sendto(b"HB", server)
 time.sleep(0.2)
-# Every client sends its messages, paced a little faster than the link carries the copies.
-for i in range(messages):
+# Every client keeps up to WINDOW of its messages in flight: 50 messages, 500 copies, queue at
+# the server's side of the link, far more than its send buffer holds, while the server's
+# receive queue holds at most 50 messages (its size is capped by net.core.rmem_max). A client
+# whose message is not back within 1 s goes on anyway (a copy was lost).
+WINDOW = 4
+sent = {s: 0 for s in socks}
+stalled_since = time.monotonic()
+end = time.monotonic() + 60
+while any(n < messages for n in sent.values()) and time.monotonic() < end:
     for s in socks:
-        s.sendto(b"%05d" % i + b"x" * (payload - 5), server)
-        drain(0)
-    time.sleep(0.012)
+        late = time.monotonic() - stalled_since > 1
+        if sent[s] < messages and (sent[s] - echoed[s] <= WINDOW or late):
+            s.sendto(b"%s%05d" % (tag[s], sent[s]) + b"x" * (payload - 7), server)
+            sent[s] += 1
+            stalled_since = time.monotonic()
+    drain(0.01)
 # Collect until the link has been quiet for 2 s (bounded by 30 s).
 quiet_until, end = time.monotonic() + 2, time.monotonic() + 30
 while time.monotonic() < min(quiet_until, end):

@@ -166,7 +166,7 @@ impl PyChatServer {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (stats, clients) = py.detach(|| (self.inner.stats(), self.inner.clients().len()));
+        let (stats, clients) = py.detach(|| self.inner.stats_and_clients());
         stats_dict(py, &stats, clients)
     }
 
