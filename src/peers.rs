@@ -9,7 +9,7 @@
 //! instants and behaves identically however the caller's clock is sampled.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hashlink::linked_hash_map::Entry;
 use hashlink::LinkedHashMap;
@@ -35,7 +35,9 @@ pub enum Touch {
 /// `expire` stop at the first client that is still live.
 #[derive(Debug)]
 pub struct PeerTable {
-    clients: LinkedHashMap<SocketAddr, Instant>,
+    /// Last seen: the monotonic time (for expiry) and the wall-clock time (for display),
+    /// both taken when the datagram was handled.
+    clients: LinkedHashMap<SocketAddr, (Instant, SystemTime)>,
     max_clients: usize,
     // Rebuilt once per membership change, so a broadcast walks a flat list and allocates nothing.
     destinations: Vec<SocketAddr>,
@@ -67,21 +69,27 @@ impl PeerTable {
     /// a time already given; if it is, it is raised to the newest time in the table, because an
     /// out-of-order entry would let `expire` stop early and keep stale clients forever.
     pub fn touch(&mut self, addr: SocketAddr, now: Instant) -> Touch {
+        self.touch_at(addr, now, SystemTime::UNIX_EPOCH)
+    }
+
+    /// [`touch`](Self::touch) that also records the wall-clock time `wall` of the datagram, as
+    /// [`iter_wall`](Self::iter_wall) shows it.
+    pub fn touch_at(&mut self, addr: SocketAddr, now: Instant, wall: SystemTime) -> Touch {
         let now = match self.clients.back() {
-            Some((_, &newest)) if now < newest => newest,
+            Some((_, &(newest, _))) if now < newest => newest,
             _ => now,
         };
         let full = self.clients.len() >= self.max_clients;
         match self.clients.entry(addr) {
             Entry::Occupied(mut entry) => {
-                *entry.get_mut() = now;
+                *entry.get_mut() = (now, wall);
                 entry.to_back();
                 Touch::Refreshed
             }
             Entry::Vacant(_) if full => Touch::Refused,
             Entry::Vacant(entry) => {
                 // A vacant entry is inserted at the back, which is where the newest belongs.
-                entry.insert(now);
+                entry.insert((now, wall));
                 self.dirty = true;
                 Touch::Joined
             }
@@ -90,7 +98,7 @@ impl PeerTable {
 
     /// Forgets `addr`, returning when it was last seen, or `None` if it was not known.
     pub fn remove(&mut self, addr: &SocketAddr) -> Option<Instant> {
-        let last_seen = self.clients.remove(addr)?;
+        let (last_seen, _) = self.clients.remove(addr)?;
         self.dirty = true;
         Some(last_seen)
     }
@@ -105,12 +113,12 @@ impl PeerTable {
         inval: Duration,
         mut on_expired: impl FnMut(SocketAddr, Instant),
     ) {
-        while let Some((_, &last_seen)) = self.clients.front() {
+        while let Some((_, &(last_seen, _))) = self.clients.front() {
             // Saturating: a `now` older than the entry means "just seen", not a panic.
             if now.saturating_duration_since(last_seen) <= inval {
                 break;
             }
-            if let Some((addr, last_seen)) = self.clients.pop_front() {
+            if let Some((addr, (last_seen, _))) = self.clients.pop_front() {
                 self.dirty = true;
                 on_expired(addr, last_seen);
             }
@@ -122,7 +130,7 @@ impl PeerTable {
     /// `None` if the table is empty, or if that instant is too far away for `Instant` to hold,
     /// which in practice also means never.
     pub fn next_expiry(&self, inval: Duration) -> Option<Instant> {
-        let (_, &oldest) = self.clients.front()?;
+        let (_, &(oldest, _)) = self.clients.front()?;
         oldest.checked_add(inval)
     }
 
@@ -133,7 +141,7 @@ impl PeerTable {
 
     /// When `addr` was last seen, or `None` if it is not a member.
     pub fn last_seen(&self, addr: &SocketAddr) -> Option<Instant> {
-        self.clients.get(addr).copied()
+        self.clients.get(addr).map(|&(at, _)| at)
     }
 
     /// The number of members.
@@ -159,7 +167,12 @@ impl PeerTable {
 
     /// Every member with its last-seen time, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, Instant)> + '_ {
-        self.clients.iter().map(|(&addr, &seen)| (addr, seen))
+        self.clients.iter().map(|(&addr, &(seen, _))| (addr, seen))
+    }
+
+    /// The clients and the wall-clock time each was last heard from, oldest first.
+    pub fn iter_wall(&self) -> impl Iterator<Item = (SocketAddr, SystemTime)> + '_ {
+        self.clients.iter().map(|(&addr, &(_, wall))| (addr, wall))
     }
 
     /// Every member's address, as one contiguous list for a broadcast.

@@ -51,13 +51,10 @@ pub struct ServerConfig {
     pub max_payload: usize,
     /// `SO_RCVBUF` to ask for; `None` keeps the system's default.
     pub rcvbuf: Option<usize>,
-    /// How many events [`ChatServer::events`] keeps.
+    /// How many events [`ChatServer::events`] keeps: this many heartbeats and, apart from
+    /// them, this many other events (a thousand clients heartbeating every second must not push
+    /// the joins, messages, quits and expiries out).
     pub history: usize,
-    /// Whether heartbeats go into the history too. Off by default: a thousand clients
-    /// heartbeating every second would push the joins, messages, quits and expiries out of a
-    /// 4096-event history within seconds. Heartbeats are counted in [`Stats::heartbeats`] either
-    /// way.
-    pub history_heartbeats: bool,
     /// Whether to queue [`Notice`]s for [`ChatServer::wait_notices`] (callbacks).
     pub notify: bool,
     /// After a broadcast, poll for the next datagram this long before sleeping: the next
@@ -78,7 +75,6 @@ impl ServerConfig {
             max_payload: UDP_MAX_PAYLOAD,
             rcvbuf: Some(DEFAULT_RCVBUF),
             history: DEFAULT_HISTORY,
-            history_heartbeats: false,
             notify: false,
             spin: DEFAULT_SPIN,
         }
@@ -242,8 +238,11 @@ impl EventKind {
 /// One entry of the event history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
-    /// When it happened (monotonic; see [`wall_time`]).
+    /// When it happened (monotonic).
     pub at: Instant,
+    /// When it happened by the wall clock, read then (not converted later, so a clock step or a
+    /// suspend afterwards does not move it).
+    pub wall: SystemTime,
     /// What happened.
     pub kind: EventKind,
     /// To which client.
@@ -375,7 +374,14 @@ pub struct Hub {
     config: ServerConfig,
     peers: PeerTable,
     stats: Stats,
-    history: VecDeque<Event>,
+    /// Joins, messages, quits and expiries, with a sequence number for merging.
+    history: VecDeque<(u64, Event)>,
+    /// Heartbeats, kept apart so they cannot push the others out.
+    heartbeat_history: VecDeque<(u64, Event)>,
+    /// Events recorded so far (the next sequence number).
+    recorded: u64,
+    /// Reads the wall clock (replaced in tests).
+    wall_clock: fn() -> SystemTime,
     notices: VecDeque<Notice>,
     /// The prefixed broadcast, reused so a message allocates nothing.
     out: Vec<u8>,
@@ -393,6 +399,9 @@ impl Hub {
             peers: PeerTable::new(config.max_clients),
             stats: Stats::default(),
             history: VecDeque::with_capacity(config.history.min(DEFAULT_HISTORY)),
+            heartbeat_history: VecDeque::new(),
+            recorded: 0,
+            wall_clock: SystemTime::now,
             notices: VecDeque::new(),
             out: Vec::with_capacity(RECV_BUFFER),
             others: Vec::new(),
@@ -457,7 +466,7 @@ impl Hub {
 
     /// Joins or refreshes `from`; false (and a counted drop) when the table is full.
     fn touch(&mut self, from: SocketAddr, now: Instant) -> bool {
-        match self.peers.touch(from, now) {
+        match self.peers.touch_at(from, now, (self.wall_clock)()) {
             Touch::Refreshed => true,
             Touch::Joined => {
                 self.stats.joins += 1;
@@ -519,13 +528,24 @@ impl Hub {
     }
 
     fn record(&mut self, kind: EventKind, addr: SocketAddr, at: Instant, payload: &[u8]) {
-        let event = Event { at, kind, addr };
-        let kept = kind != EventKind::Heartbeat || self.config.history_heartbeats;
-        if self.config.history > 0 && kept {
-            if self.history.len() == self.config.history {
-                self.history.pop_front();
+        let wall = (self.wall_clock)();
+        let event = Event {
+            at,
+            wall,
+            kind,
+            addr,
+        };
+        if self.config.history > 0 {
+            let history = if kind == EventKind::Heartbeat {
+                &mut self.heartbeat_history
+            } else {
+                &mut self.history
+            };
+            if history.len() == self.config.history {
+                history.pop_front();
             }
-            self.history.push_back(event);
+            history.push_back((self.recorded, event));
+            self.recorded += 1;
         }
         if self.config.notify && kind != EventKind::Heartbeat {
             if self.notices.len() == NOTICE_QUEUE {
@@ -549,9 +569,29 @@ impl Hub {
         self.peers.iter()
     }
 
-    /// The event history, oldest first.
-    pub fn events(&self) -> impl Iterator<Item = &Event> + '_ {
-        self.history.iter()
+    /// The event history, oldest first: up to `history` heartbeats and, apart from them, up to
+    /// `history` other events.
+    pub fn events(&self) -> Vec<Event> {
+        let mut merged = Vec::with_capacity(self.history.len() + self.heartbeat_history.len());
+        let (mut a, mut b) = (
+            self.history.iter().peekable(),
+            self.heartbeat_history.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 < y.0 => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            merged.extend(next.map(|(_, e)| *e));
+        }
+        merged
+    }
+
+    /// Replaces the wall clock events are stamped with (for tests).
+    pub fn set_wall_clock(&mut self, clock: fn() -> SystemTime) {
+        self.wall_clock = clock;
     }
 
     /// Moves the log lines collected so far into `into` (emit them with [`Logs::emit`] once the
@@ -769,17 +809,15 @@ impl ChatServer {
 
     /// The live clients and the wall-clock time each was last heard from.
     pub fn clients(&self) -> Vec<(SocketAddr, SystemTime)> {
-        let hub = lock(&self.hub);
-        hub.clients()
-            .map(|(addr, at)| (addr, wall_time(at)))
-            .collect()
+        lock(&self.hub).peers.iter_wall().collect()
     }
 
     /// The event history with wall-clock times, oldest first.
     pub fn events(&self) -> Vec<(SystemTime, EventKind, SocketAddr)> {
-        let hub = lock(&self.hub);
-        hub.events()
-            .map(|e| (wall_time(e.at), e.kind, e.addr))
+        let events = lock(&self.hub).events();
+        events
+            .into_iter()
+            .map(|e| (e.wall, e.kind, e.addr))
             .collect()
     }
 
@@ -916,15 +954,13 @@ mod tests {
 
     #[test]
     fn timer_expiry_without_traffic() {
-        let mut c = config();
-        c.history_heartbeats = true;
-        let mut h = Harness::new(c);
+        let mut h = Harness::new(config());
         h.recv(0, 1, b"HB");
         h.hub.expire(h.at(1000));
         assert_eq!(h.hub.clients().count(), 1);
         h.hub.expire(h.at(1001));
         assert_eq!(h.hub.clients().count(), 0);
-        let kinds: Vec<EventKind> = h.hub.events().map(|e| e.kind).collect();
+        let kinds: Vec<EventKind> = h.hub.events().iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
             vec![EventKind::Join, EventKind::Heartbeat, EventKind::Expire]
@@ -992,30 +1028,54 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_stay_out_of_the_history_by_default_and_are_counted() {
+    fn heartbeats_cannot_push_other_events_out_of_the_history() {
         let mut c = config();
         c.history = 3;
         let mut h = Harness::new(c);
-        h.recv(0, 1, b"HB");
+        h.recv(0, 1, b"hi");
         for ms in 1..100 {
             h.recv(ms, 1, b"HB");
         }
-        h.recv(100, 1, b"hi");
-        let kinds: Vec<EventKind> = h.hub.events().map(|e| e.kind).collect();
-        assert_eq!(kinds, vec![EventKind::Join, EventKind::Message]);
-        assert_eq!(h.hub.stats().heartbeats, 100);
+        h.recv(100, 1, b"bye");
+        let kinds: Vec<EventKind> = h.hub.events().iter().map(|e| e.kind).collect();
+        use EventKind::{Heartbeat as H, Join, Message};
+        assert_eq!(kinds, vec![Join, Message, H, H, H, Message]);
+        assert_eq!(h.hub.stats().heartbeats, 99);
+    }
+
+    #[test]
+    fn wall_times_are_taken_when_events_happen() {
+        let mut h = Harness::new(config());
+        h.hub
+            .set_wall_clock(|| SystemTime::UNIX_EPOCH + Duration::from_secs(1000));
+        h.recv(0, 1, b"HB");
+        h.hub
+            .set_wall_clock(|| SystemTime::UNIX_EPOCH + Duration::from_secs(5));
+        h.recv(7, 2, b"HB");
+        // The clock stepped back between the two: each keeps the time read when it happened.
+        let walls: Vec<u64> = h
+            .hub
+            .events()
+            .iter()
+            .map(|e| {
+                e.wall
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+            })
+            .collect();
+        assert_eq!(walls, vec![1000, 1000, 5, 5]);
     }
 
     #[test]
     fn history_is_bounded() {
         let mut c = config();
         c.history = 3;
-        c.history_heartbeats = true;
         let mut h = Harness::new(c);
-        for ms in 0..10 {
-            h.recv(ms, 1, b"HB");
+        for port in 1..=10 {
+            h.recv(u64::from(port), port, b"HB"); // a join and a heartbeat each
         }
-        assert_eq!(h.hub.events().count(), 3);
+        assert_eq!(h.hub.events().len(), 6); // the last 3 of each
     }
 
     #[test]

@@ -124,6 +124,22 @@ def test_raddrs_is_a_copy_with_wall_clock_times(server: udplab.ChatS, raws: list
     assert a.addr in server.raddrs
 
 
+def test_dual_stack_server_lists_ipv4_clients_as_ipv4() -> None:
+    try:
+        server = udplab.ChatS("::", 0, 5, daemon=True)
+        server.start()
+    except OSError as e:
+        pytest.skip(f"no IPv6 here: {e}")
+    try:
+        with udplab.ChatC(LO, server.addr[1], daemon=True) as client:
+            wait_until(lambda: len(server.raddrs) == 1)
+            assert client.addr in server.raddrs  # ('127.0.0.1', port), not ('::ffff:...', ...)
+            client.send(b"hi")
+            assert client.recv(timeout=5) == b"ACKhi"
+    finally:
+        server.stop()
+
+
 def test_stop_is_prompt_and_frees_the_port_50_times() -> None:
     s = udplab.ChatS("127.0.0.1", 0, 5)
     s.start()

@@ -496,7 +496,10 @@ class ChatS(_Background[_core.ChatServer]):
 
     def events(self) -> list[tuple[float, str, Address]]:
         """The recent ``(time, kind, address)`` history, oldest first; ``kind`` is one of
-        ``join``, ``heartbeat``, ``message``, ``quit``, ``expire``. Kept after ``stop()``."""
+        ``join``, ``heartbeat``, ``message``, ``quit``, ``expire``. Up to ``history``
+        heartbeats are kept and, apart from them, up to ``history`` other events, so heartbeats
+        cannot push the rest out. ``time`` is the wall clock read when it happened (later clock
+        steps do not move it). Kept after ``stop()``."""
         return self._core.events() if self._core is not None else []
 
     def __repr__(self) -> str:

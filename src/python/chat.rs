@@ -195,7 +195,7 @@ impl PyChatServer {
         let list = PyList::empty(py);
         for n in notices {
             list.append((
-                epoch_seconds(crate::server::wall_time(n.event.at)),
+                epoch_seconds(n.event.wall),
                 n.event.kind.name(),
                 address_tuple(py, n.event.addr)?,
                 PyBytes::new(py, &n.payload),
