@@ -368,8 +368,14 @@ def test_payloads_in_log_lines_are_text_when_they_are_utf8(
         for payload in PAYLOADS:
             c.send(payload)
             assert c.recv(timeout=5) == b"ACK" + payload
-    says = [r.getMessage() for r in caplog.records if r.threadName == "servicer"
-            and " says " in r.getMessage()]
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.threadName == "servicer"
+                and " says " in r.getMessage()]
+
+    # The server logs a message after broadcasting it (outside its lock): wait for the last.
+    wait_until(lambda: len(said()) == len(PAYLOADS))
+    says = said()
     heard = [r.getMessage() for r in caplog.records if r.threadName == "user"]
     assert [line.split(" says ", 1)[1] for line in says] == [shown(p) for p in PAYLOADS]
     assert heard == [shown(b"ACK" + p) for p in PAYLOADS]
