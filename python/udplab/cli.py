@@ -18,6 +18,7 @@ import math
 import shutil
 import signal
 import sys
+import textwrap
 import threading
 import time
 from typing import Any, Callable, NoReturn, TextIO
@@ -46,6 +47,16 @@ def _fail(prog: str, message: str) -> int:
 
 def _example(*lines: str) -> str:
     return "example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _subcommand(sub: Any, name: str, summary: str, description: str,
+                *examples: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``: ``summary`` in ``udplab --help``, ``description`` (wrapped)
+    and ``examples`` (kept as written) in its own ``--help``."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=textwrap.fill(description, 79),
+        epilog=_example(*examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
 
 
 # -- argument types: each raises ArgumentTypeError with what was wrong ---------------------------
@@ -211,15 +222,14 @@ def _nonzero(counts: dict[str, Any]) -> str:
 # -- udplab server ------------------------------------------------------------------------------
 
 def add_server(sub: Any) -> None:
-    p = sub.add_parser(
-        "server", help="run a chat server (ChatS) and log what happens",
-        description="Run the notes' group chat server (ChatS): every message a client sends "
-                    "goes to every live client; a client silent for INVAL seconds is dropped. "
-                    "It logs joins, messages, quits and expiries as they happen; Ctrl-C stops "
-                    "it and prints its totals.",
-        epilog=_example("udplab server --port 10007 --inval 10",
-                        "udplab server --port 0    # any free port; it prints which"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _subcommand(
+        sub, "server", "run a chat server (ChatS) and log what happens",
+        "Run the notes' group chat server (ChatS): every message a client sends "
+        "goes to every live client; a client silent for INVAL seconds is dropped. "
+        "It logs joins, messages, quits and expiries as they happen; Ctrl-C stops "
+        "it and prints its totals.",
+        "udplab server --port 10007 --inval 10",
+        "udplab server --port 0    # any free port; it prints which")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; '' or 0.0.0.0 listens on "
                         "every interface, reachable by other machines)")
@@ -274,16 +284,15 @@ def _reason(e: BaseException) -> str:
 # -- udplab client ------------------------------------------------------------------------------
 
 def add_client(sub: Any) -> None:
-    p = sub.add_parser(
-        "client", help="join a chat server: type to send, see what everyone says",
-        description="Join the chat server at HOST PORT (a ChatC): each line you type is sent "
-                    "(UTF-8), each broadcast is printed as it arrives, above the line you are "
-                    "typing. /quit, Ctrl-D or Ctrl-C says quit to the server and exits. With "
-                    "stdin not a terminal (a pipe, a file) it sends each line, prints the "
-                    "answers until none came for WAIT seconds, and exits.",
-        epilog=_example("udplab client 127.0.0.1 10007 --name alice",
-                        "echo hello | udplab client 127.0.0.1 10007"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _subcommand(
+        sub, "client", "join a chat server: type to send, see what everyone says",
+        "Join the chat server at HOST PORT (a ChatC): each line you type is sent "
+        "(UTF-8), each broadcast is printed as it arrives, above the line you are "
+        "typing. /quit, Ctrl-D or Ctrl-C says quit to the server and exits. With "
+        "stdin not a terminal (a pipe, a file) it sends each line, prints the "
+        "answers until none came for WAIT seconds, and exits.",
+        "udplab client 127.0.0.1 10007 --name alice",
+        "echo hello | udplab client 127.0.0.1 10007")
     p.add_argument("host", metavar="HOST", help="the server's address, such as 127.0.0.1")
     p.add_argument("port", metavar="PORT", type=_target_port, help="the server's port")
     p.add_argument("--interval", type=_positive_seconds, default=1.0,
@@ -413,37 +422,38 @@ def _interactive(client: ChatC, prefix: bytes, name: str | None) -> None:
 # -- udplab link --------------------------------------------------------------------------------
 
 def add_link(sub: Any) -> None:
-    p = sub.add_parser(
-        "link", help="relay to a server through a bad network (loss, delay, ...)",
-        description="Run a udplab.Link: a relay to the UDP server at TARGET_HOST TARGET_PORT "
-                    "that loses, duplicates, reorders, corrupts, delays and rate-limits "
-                    "datagrams, the same way for the same --seed. Point clients at the address "
-                    "it prints instead of the server's. Each impairment takes one value for "
-                    "both directions or UP,DOWN (up: client to server). On a terminal one "
-                    "status line shows the counts per direction, updated every second; Ctrl-C "
-                    "stops it and prints the totals.",
-        epilog=_example("udplab link 127.0.0.1 10007 --loss 0.2 --delay 0.1 --jitter 0.05",
-                        "udplab link 127.0.0.1 10007 --port 10008 --loss 0,0.5 --seed 1"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _subcommand(
+        sub, "link", "relay to a server through a bad network (loss, delay, ...)",
+        "Run a udplab.Link: a relay to the UDP server at TARGET_HOST TARGET_PORT "
+        "that loses, duplicates, reorders, corrupts, delays and rate-limits "
+        "datagrams, the same way for the same --seed. Point clients at the address "
+        "it prints instead of the server's. Each impairment takes one value for "
+        "both directions or UP,DOWN (up: client to server). On a terminal one "
+        "status line shows the counts per direction, updated every second; Ctrl-C "
+        "stops it and prints the totals.",
+        "udplab link 127.0.0.1 10007 --loss 0.2 --delay 0.1 --jitter 0.05",
+        "udplab link 127.0.0.1 10007 --port 10008 --loss 0,0.5 --seed 1")
     p.add_argument("target_host", metavar="TARGET_HOST", help="the server's address")
     p.add_argument("target_port", metavar="TARGET_PORT", type=_target_port,
                    help="the server's port")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=0, help="port to listen on (default 0: any free)")
     probability, seconds = _either(_probability), _either(_seconds)
-    p.add_argument("--loss", type=probability, default=0.0, help="probability a datagram is lost")
-    p.add_argument("--duplicate", type=probability, default=0.0,
+    p.add_argument("--loss", metavar="P[,P]", type=probability, default=0.0,
+                   help="probability a datagram is lost")
+    p.add_argument("--duplicate", metavar="P[,P]", type=probability, default=0.0,
                    help="probability a datagram is sent twice")
-    p.add_argument("--reorder", type=probability, default=0.0,
+    p.add_argument("--reorder", metavar="P[,P]", type=probability, default=0.0,
                    help="probability a datagram overtakes the delayed ones (needs --delay)")
-    p.add_argument("--corrupt", type=probability, default=0.0,
+    p.add_argument("--corrupt", metavar="P[,P]", type=probability, default=0.0,
                    help="probability a datagram gets one bit flipped")
-    p.add_argument("--delay", type=seconds, default=0.0, help="seconds each datagram waits")
-    p.add_argument("--jitter", type=seconds, default=0.0,
+    p.add_argument("--delay", metavar="S[,S]", type=seconds, default=0.0,
+                   help="seconds each datagram waits")
+    p.add_argument("--jitter", metavar="S[,S]", type=seconds, default=0.0,
                    help="seconds the delay varies by, either way")
-    p.add_argument("--rate", type=_either(_bytes_per_second), default=None,
+    p.add_argument("--rate", metavar="BPS[,BPS]", type=_either(_bytes_per_second), default=None,
                    help="bytes of payload per second (default: no limit)")
-    p.add_argument("--limit", type=_either(_count), default=1000,
+    p.add_argument("--limit", metavar="N[,N]", type=_either(_count), default=1000,
                    help="datagrams waiting per direction; more are dropped (default 1000)")
     p.add_argument("--seed", type=_seed, help="same seed, same fate for each datagram "
                                               "(default: a random one, printed)")
@@ -542,12 +552,11 @@ def run_link(args: argparse.Namespace) -> int:
 # -- udplab demo --------------------------------------------------------------------------------
 
 def add_demo(sub: Any) -> None:
-    p = sub.add_parser(
-        "demo", help="run the tutorial's server, client and group chat",
-        description="Run the tutorial's UDP server and client, then a group chat of alice, "
-                    "bob and carol, on loopback.",
-        epilog=_example("udplab demo --inval 2"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _subcommand(
+        sub, "demo", "run the tutorial's server, client and group chat",
+        "Run the tutorial's UDP server and client, then a group chat of alice, "
+        "bob and carol, on loopback.",
+        "udplab demo --inval 2")
     p.add_argument("--inval", type=demo.short_inval, default=1.0,
                    help="seconds of silence before the server drops a client, at most 5 "
                         "(default 1)")
@@ -561,8 +570,9 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, ad
 def parser(prog: str = "udplab") -> argparse.ArgumentParser:
     top = _Parser(
         prog=prog,
-        description="udplab: UDP chat across terminals, as in the notes. Start a server, then "
-                    "clients in other terminals (HOST PORT as the server prints them).",
+        description=textwrap.fill("udplab: UDP chat across terminals, as in the notes. Start a "
+                                  "server, then clients in other terminals (HOST PORT as the "
+                                  "server prints them).", 79),
         epilog=_example("udplab server --port 10007                   # terminal 1",
                         "udplab client 127.0.0.1 10007 --name alice   # terminal 2",
                         "udplab client 127.0.0.1 10007 --name bob     # terminal 3",
