@@ -21,6 +21,7 @@ from pathlib import Path
 import pexpect
 import pytest
 import tutorial_chat
+import udplab
 from conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,3 +296,31 @@ def test_link_keeps_a_live_status_line(server: Server) -> None:
         assert ended(link) == 0
     finally:
         link.close(force=True)
+
+
+def test_capture_writes_what_the_server_and_a_client_saw(tmp_path: Path) -> None:
+    server_pcap, client_pcap = tmp_path / "server.pcap", tmp_path / "client.pcap"
+    server = Server("--capture", str(server_pcap))
+    try:
+        done = run_udplab("client", "127.0.0.1", str(server.port), "--wait", "0.3",
+                          "--capture", str(client_pcap), stdin="captured\n")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "ACKcaptured\n"
+        assert re.search(r"udplab client stopped; capture: \d+ records, \d+ bytes in ",
+                         done.stderr), done.stderr
+        server.log(r"chat 127\.0\.0\.1:\d+ left")
+        server.child.sendintr()
+        server.log(rf"; capture: \d+ records, \d+ bytes in {re.escape(str(server_pcap))}")
+        assert ended(server.child) == 0
+    finally:
+        server.close()
+    for pcap in (server_pcap, client_pcap):
+        payloads = [record.payload for record in udplab.read_capture(pcap)]
+        assert b"captured" in payloads and b"ACKcaptured" in payloads, (pcap, payloads)
+
+
+def test_a_capture_file_that_cannot_be_written_exits_2_with_one_line(tmp_path: Path) -> None:
+    done = run_udplab("server", "--port", "0", "--capture", str(tmp_path / "no" / "x.pcap"))
+    assert done.returncode == 2
+    assert done.stderr == (f"python -m udplab server: error: cannot write the capture file "
+                           f"{tmp_path}/no/x.pcap: no such file or directory (errno 2)\n")

@@ -215,6 +215,35 @@ def _ignore_interrupts() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _add_capture(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--capture", metavar="FILE",
+                   help=f"write every datagram {what} sends and receives to FILE, a pcap file "
+                        "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)")
+
+
+def _capture_error(args: argparse.Namespace) -> int | None:
+    """Exit status 2 with one line if ``--capture FILE`` cannot be written (checked before
+    anything binds, so the error names the file, not the address)."""
+    if args.capture is None:
+        return None
+    try:
+        with open(args.capture, "wb"):
+            pass
+    except OSError as e:
+        return _fail(args.prog, f"cannot write the capture file {args.capture}: {_reason(e)}")
+    return None
+
+
+def _capture_note(stats: dict[str, Any], path: str | None) -> str:
+    """``; capture: 12 records, 840 bytes in chat.pcap`` (empty without a capture)."""
+    capture = stats.get("capture")
+    if path is None or capture is None:
+        return ""
+    extra = _nonzero({k: v for k, v in capture.items() if k not in ("records", "bytes")})
+    return (f"; capture: {capture['records']} records, {capture['bytes']} bytes in {path}"
+            + (f" ({extra})" if extra else ""))
+
+
 def _nonzero(counts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items() if v and not isinstance(v, dict))
 
@@ -246,10 +275,14 @@ def add_server(sub: Any) -> None:
     p.add_argument("--quit", type=_word, default=b"quit", help="quit word (default quit)")
     p.add_argument("--prefix", type=_word, default=b"ACK",
                    help="what the server puts before every broadcast (default ACK)")
+    _add_capture(p, "the server")
     p.set_defaults(run=run_server)
 
 
 def run_server(args: argparse.Namespace) -> int:
+    failed = _capture_error(args)
+    if failed is not None:
+        return failed
     logging.basicConfig(format=FORMAT, level=logging.INFO)
 
     def announce() -> str:
@@ -260,7 +293,8 @@ def run_server(args: argparse.Namespace) -> int:
     try:
         server = ChatS(args.host, args.port, args.inval, echo=args.echo,
                        max_clients=args.max_clients, max_payload=args.max_payload,
-                       heartbeat=args.heartbeat, quit=args.quit, prefix=args.prefix)
+                       heartbeat=args.heartbeat, quit=args.quit, prefix=args.prefix,
+                       capture=args.capture)
         _serve_until_ctrl_c(server.start, announce, lambda: server.running)
     except (OSError, ValueError, TypeError, OverflowError) as e:
         return _fail(args.prog, f"cannot listen on {args.host}:{args.port}: {_reason(e)}")
@@ -268,7 +302,8 @@ def run_server(args: argparse.Namespace) -> int:
     stats = server.stats()
     dropped = {k: v for k, v in stats["dropped"].items() if v}
     print(f"udplab server stopped; stats: {_nonzero(stats) or 'nothing received'}"
-          + (f"; dropped: {_nonzero(dropped)}" if dropped else ""), flush=True)
+          + (f"; dropped: {_nonzero(dropped)}" if dropped else "")
+          + _capture_note(stats, args.capture), flush=True)
     return 0
 
 
@@ -304,6 +339,7 @@ def add_client(sub: Any) -> None:
     p.add_argument("--wait", type=_positive_seconds, default=1.0,
                    help="stdin not a terminal: exit once nothing arrived for this many seconds "
                         "after the last line (default 1; at most 10 times that in all)")
+    _add_capture(p, "the client")
     p.set_defaults(run=run_client)
 
 
@@ -342,11 +378,15 @@ class _Receiver:
 
 
 def run_client(args: argparse.Namespace) -> int:
+    failed = _capture_error(args)
+    if failed is not None:
+        return failed
     # Received datagrams are printed, not logged; warnings (a server not answering) still show.
     logging.basicConfig(format=FORMAT, level=logging.WARNING)
     prefix = b"" if args.name is None else args.name.encode("utf-8") + b": "
     try:
-        client = ChatC(args.host, args.port, interval=args.interval, name=args.name)
+        client = ChatC(args.host, args.port, interval=args.interval, name=args.name,
+                       capture=args.capture)
         _held(client.start)
     except (OSError, ValueError, TypeError, OverflowError) as e:
         return _fail(args.prog, f"cannot talk to {args.host}:{args.port}: {_reason(e)}")
@@ -362,6 +402,9 @@ def run_client(args: argparse.Namespace) -> int:
             pass
     _ignore_interrupts()
     client.stop()  # says quit
+    note = _capture_note(client.stats(), args.capture)
+    if note:
+        print(f"udplab client stopped{note}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -457,6 +500,7 @@ def add_link(sub: Any) -> None:
                    help="datagrams waiting per direction; more are dropped (default 1000)")
     p.add_argument("--seed", type=_seed, help="same seed, same fate for each datagram "
                                               "(default: a random one, printed)")
+    _add_capture(p, "the link")
     p.set_defaults(run=run_link)
 
 
@@ -520,6 +564,9 @@ class _AboveStatus(logging.Handler):
 
 
 def run_link(args: argparse.Namespace) -> int:
+    failed = _capture_error(args)
+    if failed is not None:
+        return failed
     status = _StatusLine(sys.stdout)
     handler = _AboveStatus(status)
     handler.setFormatter(logging.Formatter(FORMAT))
@@ -534,7 +581,8 @@ def run_link(args: argparse.Namespace) -> int:
     try:
         link = Link(target, loss=args.loss, duplicate=args.duplicate, reorder=args.reorder,
                     corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, rate=args.rate,
-                    limit=args.limit, seed=args.seed, listen=(args.host, args.port))
+                    limit=args.limit, seed=args.seed, listen=(args.host, args.port),
+                    capture=args.capture)
         _serve_until_ctrl_c(link.start, announce, lambda: link.running, every=1.0,
                             tick=lambda: status.update(status_line(link.stats())),
                             say=status.above)
@@ -546,6 +594,9 @@ def run_link(args: argparse.Namespace) -> int:
     stats = link.stats()
     for d in ("up", "down"):
         print(f"udplab link stopped; {d}: {_nonzero(stats[d]) or 'nothing'}", flush=True)
+    note = _capture_note(stats, args.capture)
+    if note:
+        print(f"udplab link stopped{note}", flush=True)
     return 0
 
 
