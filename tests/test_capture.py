@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import udplab
+import udplab.wireshark as udplab_wireshark
 from conftest import ipv6_available, wait_until
 
 TSHARK = shutil.which("tshark")
@@ -311,3 +312,35 @@ def test_read_capture_names_what_is_wrong_and_where(tmp_path: Path) -> None:
     write_pcap(bad, b"\xd4\xc3\xb2\xa1", 101, [b"\x75" + bytes(30)])
     with pytest.raises(ValueError, match="record 1 at offset 24: IP version 7"):
         list(udplab.read_capture(bad))
+
+
+def test_udplab_wireshark_says_where_the_dissector_is() -> None:
+    out = subprocess.run([sys.executable, "-m", "udplab", "wireshark", "--port", "5000"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    lua = Path(out.splitlines()[0].split(": ", 1)[1])
+    assert lua.name == "udplab.lua" and lua.is_file()
+    assert lua == udplab_wireshark.DISSECTOR
+    assert f"-X lua_script:{lua} -d udp.port==5000,udplab" in out
+    assert "-o udplab.port:5000" in out
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (scripts/check installs it "
+                    "where it runs as root)")
+@pytest.mark.parametrize("how", ["decode-as", "preference"])
+def test_the_dissector_labels_every_kind_in_tshark(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "chat.pcap"
+    stats, sent, server = chat("127.0.0.1", path, clients=2, messages=2)
+    port = server.addr[1]
+    told = (["-d", f"udp.port=={port},udplab"] if how == "decode-as"
+            else ["-o", f"udplab.port:{port}"])
+    out = subprocess.run(
+        [str(TSHARK), "-X", f"lua_script:{udplab_wireshark.DISSECTOR}", *told, "-r", str(path),
+         "-T", "fields", "-e", "udp.dstport", "-e", "udplab.kind", "-e", "udplab.prefix",
+         "-e", "udplab.message"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    rows = [line.split("\t") for line in out]
+    kinds = collections.Counter(r[1] for r in rows)
+    assert kinds == {"heartbeat": 2, "message": 4, "quit": 2, "broadcast": stats["sent"]}
+    assert all(int(r[0]) == port for r in rows if r[1] != "broadcast")
+    broadcasts = [(r[2], r[3]) for r in rows if r[1] == "broadcast"]
+    assert set(broadcasts) == {("ACK", m.decode()) for m in sent if m.startswith(b"client")}

@@ -26,6 +26,7 @@ from typing import Any, Callable, NoReturn, TextIO
 from . import demo
 from .chat import ChatC, ChatS
 from .link import Link
+from .wireshark import add_wireshark
 
 FORMAT = "%(asctime)s %(threadName)s %(message)s"
 """The notes' log format."""
@@ -614,7 +615,8 @@ def add_demo(sub: Any) -> None:
     p.set_defaults(run=lambda args: demo.run(args.inval))
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_demo]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_demo,
+                                             add_wireshark]
 """Each adds one subcommand; a new one is a function like these, appended here."""
 
 
