@@ -47,6 +47,7 @@ import select
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -605,6 +606,12 @@ def main():
         help="also run udplab with logging.basicConfig(level=INFO) (to a null file) as udplab-info",
     )
     parser.add_argument(
+        "--capture",
+        action="store_true",
+        help="also run udplab with capture= (a pcap file in the temporary directory) as "
+        "udplab-capture",
+    )
+    parser.add_argument(
         "--micro-only", action="store_true", help="only the socket micro-benchmark, no chat load"
     )
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
@@ -628,6 +635,9 @@ def main():
     udplab_argv = CONTENDERS["udplab"]
     if args.info_logging:
         CONTENDERS["udplab-info"] = udplab_argv + ["--log-info"]
+    if args.capture:
+        pcap = os.path.join(tempfile.gettempdir(), f"udplab-bench-{os.getpid()}.pcap")
+        CONTENDERS["udplab-capture"] = udplab_argv + ["--capture", pcap]
     if args.baseline:
         CONTENDERS["udplab-base"] = list(udplab_argv)
         CONTENDER_ENV["udplab-base"] = {"PYTHONPATH": os.path.abspath(args.baseline)}
