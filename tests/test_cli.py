@@ -324,3 +324,31 @@ def test_a_capture_file_that_cannot_be_written_exits_2_with_one_line(tmp_path: P
     assert done.returncode == 2
     assert done.stderr == (f"python -m udplab server: error: cannot write the capture file "
                            f"{tmp_path}/no/x.pcap: no such file or directory (errno 2)\n")
+
+
+def test_link_prints_plain_lines_when_not_on_a_terminal(server: Server) -> None:
+    link = subprocess.Popen([sys.executable, "-m", "udplab", "link", "127.0.0.1",
+                             str(server.port), "--seed", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert link.stdout is not None
+        lines = [link.stdout.readline() for _ in range(2)]  # its start log line, and where
+        port = re.search(r"udplab link on 127\.0\.0\.1:(\d+) relays", "".join(lines))
+        assert port is not None, lines
+        done = run_udplab("client", "127.0.0.1", port[1], "--wait", "0.3", "--interval", "5",
+                          stdin="plain\n")
+        assert done.stdout == "ACKplain\n"
+        # Whole lines, no carriage return or escape sequence, once the counts changed.
+        line = link.stdout.readline()
+        while " link " in line:  # the link's own log lines (a client mapped)
+            line = link.stdout.readline()
+        assert re.fullmatch(r"up: in \d+ out \d+ lost 0 dup 0 reord 0 \| "
+                            r"down: in \d+ out \d+ lost 0 dup 0 reord 0\n", line), line
+        link.send_signal(signal.SIGTERM)
+        rest, _ = link.communicate(timeout=TIMEOUT)
+        assert link.returncode == 0
+        assert "udplab link stopped; up: received" in rest and "\r" not in rest
+    finally:
+        if link.poll() is None:
+            link.kill()
+            link.communicate()
