@@ -31,9 +31,6 @@ from .wireshark import add_wireshark
 FORMAT = "%(asctime)s %(threadName)s %(message)s"
 """The notes' log format."""
 
-Run = Callable[[argparse.Namespace], int]
-
-
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2)."""
 
@@ -109,24 +106,23 @@ def _bytes_per_second(text: str) -> float:
     return _number(text, 0, "a number of bytes per second", strict=True)
 
 
-def _count(text: str) -> int:
+def _whole(text: str, least: int, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least or (most is not None and value > most):
+        bound = f"at least {least}" if most is None else f"from {least} to {most}"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
     return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 1)
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise argparse.ArgumentTypeError(f"a seed is from 0 to 2**64-1, got {value}")
-    return value
+    return _whole(text, 0, 2**64 - 1)
 
 
 def _word(text: str) -> bytes:
