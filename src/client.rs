@@ -98,7 +98,7 @@ impl Handler for Receiving<'_> {
         }
         client.errors.fetch_add(1, Ordering::Relaxed);
         client.watched(|w, now| w.failed(&error, now));
-        if error.kind() != io::ErrorKind::ConnectionRefused {
+        if !is_refusal(&error) {
             // Whatever this is, do not spin on it.
             std::thread::sleep(TICK);
         }
@@ -491,11 +491,20 @@ impl ServerWatch {
 }
 
 /// What an error on the client's socket means, in words a learner can act on.
+/// An ICMP "port unreachable" for an earlier datagram, as the next receive reports it:
+/// `ECONNREFUSED` on Linux and macOS, `WSAECONNRESET` (a connection reset) on Windows.
+fn is_refusal(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+    )
+}
+
 fn meaning(e: &io::Error) -> String {
+    if is_refusal(e) {
+        return "connection refused: nothing listens on that port (is the server running?)".into();
+    }
     match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => {
-            "connection refused: nothing listens on that port (is the server running?)".into()
-        }
         Some(libc::EHOSTUNREACH) => "no route to that host".into(),
         Some(libc::ENETUNREACH) => "that network is unreachable".into(),
         _ => e.to_string(),
@@ -607,6 +616,15 @@ mod tests {
             )
         );
         assert_eq!(named(None), (None, vec!["user".into(), "hb".into()]));
+    }
+
+    #[test]
+    fn windows_connection_reset_reads_as_a_refusal() {
+        // Windows reports an ICMP "port unreachable" as WSAECONNRESET on the next receive.
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(is_refusal(&reset) && is_refusal(&refused()));
+        assert_eq!(meaning(&reset), meaning(&refused()));
+        assert!(meaning(&reset).contains("is the server running?"));
     }
 
     #[test]

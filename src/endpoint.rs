@@ -161,6 +161,9 @@ pub struct Endpoint {
     socket: std::net::UdpSocket,
     local: SocketAddr,
     tap: Option<Arc<dyn Tap>>,
+    /// Errors the next receives return before the socket's own (tests of error handling).
+    #[cfg(test)]
+    injected: Mutex<std::collections::VecDeque<io::Error>>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -207,6 +210,8 @@ impl Endpoint {
             socket,
             local,
             tap: None,
+            #[cfg(test)]
+            injected: Mutex::default(),
         })
     }
 
@@ -289,6 +294,10 @@ impl Endpoint {
     /// when there is none. A datagram longer than `buf` is truncated. A receive without a
     /// sender (the socket was shut down) is [`shut_down_error`].
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        #[cfg(test)]
+        if let Some(e) = self.injected.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         let (n, _, from) = match rustix::net::recvfrom(&self.socket, &mut *buf, RecvFlags::DONTWAIT)
         {
             Ok(received) => received,
@@ -309,6 +318,17 @@ impl Endpoint {
             });
         }
         Ok(Some((n, from)))
+    }
+}
+
+#[cfg(test)]
+impl Endpoint {
+    /// Makes the next receive that finds a datagram queued fail with `error` first: how tests
+    /// on Linux meet the receive errors of other systems (Windows reports an ICMP "port
+    /// unreachable" as `WSAECONNRESET` on the next receive of an unconnected socket, and a
+    /// datagram longer than the buffer as `WSAEMSGSIZE` instead of truncating it).
+    pub(crate) fn inject_recv_error(&self, error: io::Error) {
+        self.injected.lock().unwrap().push_back(error);
     }
 }
 

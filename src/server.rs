@@ -1011,6 +1011,33 @@ mod tests {
     }
 
     #[test]
+    fn connection_reset_and_message_size_errors_are_counted_and_skipped() {
+        // The receive errors Windows reports where Linux reports nothing (an ICMP "port
+        // unreachable" for an earlier send, a datagram longer than the buffer), injected
+        // ahead of a real datagram: the server counts them and serves on.
+        let server = Arc::new(ChatServer::bind(addr(0), config()).unwrap());
+        {
+            let parked = lock(&server.endpoint);
+            let (endpoint, _) = parked.as_ref().unwrap();
+            endpoint.inject_recv_error(io::Error::from(io::ErrorKind::ConnectionReset));
+            endpoint.inject_recv_error(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        let thread = server.spawn().unwrap();
+        let client = std::net::UdpSocket::bind(addr(0)).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.send_to(b"hello", server.local_addr()).unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ACKhello");
+        let stats = server.stats();
+        assert_eq!((stats.recv_errors, stats.messages), (2, 1));
+        server.stop();
+        thread.join().unwrap().unwrap();
+    }
+
+    #[test]
     fn notices_carry_payloads_and_skip_heartbeats() {
         let mut c = config();
         c.notify = true;
