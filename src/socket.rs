@@ -1,12 +1,15 @@
 //! A datagram socket with the timeout rules of Python's `socket` module.
 //!
-//! The OS socket always stays in blocking mode with a receive (or send) timeout of at most
-//! [`WAIT_SLICE`]: a call that has data ready costs one syscall, and a call that waits wakes at
-//! least every slice to run a caller-supplied check (the Python binding checks for Ctrl-C there)
-//! and to honour its own deadline. `settimeout(0)` switches the OS socket to non-blocking mode.
+//! As in CPython's `socket` module, the OS socket always stays non-blocking and every wait goes
+//! through `poll(2)`: a call that has data ready costs one syscall, and a call that waits polls
+//! for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check (the Python binding
+//! checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
+//! alone: no OS socket option changes with it, so threads sharing a socket cannot leave it in a
+//! mode another thread's call does not expect.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -172,7 +175,7 @@ pub fn next_wait(deadline: Option<Instant>) -> io::Result<Duration> {
     Ok(left.min(WAIT_SLICE))
 }
 
-/// Which OS timeout a waiting call uses.
+/// What a waiting call waits for.
 #[derive(Clone, Copy)]
 enum Direction {
     Receive,
@@ -198,10 +201,6 @@ pub struct UdpSocket {
     family: Family,
     /// The user's timeout: `NONE` blocks forever, 0 is non-blocking.
     timeout: AtomicU64,
-    /// What the OS socket is set to now, so a call changes it only when it must.
-    os_nonblocking: AtomicBool,
-    os_recv_timeout: AtomicU64,
-    os_send_timeout: AtomicU64,
     /// Set by `close` before it wakes blocked calls, so they report `EBADF`, not data.
     closing: AtomicBool,
 }
@@ -214,13 +213,11 @@ impl UdpSocket {
             // Python's default on Linux too: an AF_INET6 socket also takes IPv4-mapped traffic.
             sock.set_only_v6(false)?;
         }
+        sock.set_nonblocking(true)?;
         Ok(UdpSocket {
             sock: RwLock::new(Some(sock.into())),
             family,
             timeout: AtomicU64::new(NONE),
-            os_nonblocking: AtomicBool::new(false),
-            os_recv_timeout: AtomicU64::new(NONE),
-            os_send_timeout: AtomicU64::new(NONE),
             closing: AtomicBool::new(false),
         })
     }
@@ -377,8 +374,9 @@ impl UdpSocket {
         self.wait_for(Direction::Send, check, |s| s.send(data))
     }
 
-    /// The one waiting loop: tries `op`, and while the kernel says "would block" or "interrupted"
-    /// runs `check` and tries again until the user's deadline.
+    /// The one waiting loop: tries `op`, and while the kernel says "would block" polls for
+    /// readiness a slice at a time (running `check` after each full slice or signal) until the
+    /// user's deadline. A timeout of zero never waits.
     fn wait_for<T>(
         &self,
         direction: Direction,
@@ -386,66 +384,56 @@ impl UdpSocket {
         mut op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
     ) -> io::Result<T> {
         let timeout = self.timeout();
-        if timeout == Some(Duration::ZERO) {
-            return self.with(|s| {
-                self.set_os_nonblocking(s, true)?;
-                op(s)
-            });
-        }
         let deadline = deadline(timeout);
         loop {
-            let outcome = self.with(|s| {
-                self.set_os_nonblocking(s, false)?;
-                // SO_RCVTIMEO of zero would mean "forever".
-                let slice = next_wait(deadline)?.max(Duration::from_micros(1));
-                self.set_os_timeout(s, direction, slice)?;
+            let waited = self.with(|s| {
                 let result = op(s);
                 if self.closing.load(Ordering::Relaxed) {
                     return Err(closed_error());
                 }
-                result
-            });
-            match outcome {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    check()?;
+                match result {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if timeout == Some(Duration::ZERO) {
+                            return Err(e);
+                        }
+                        poll_for(s, direction, next_wait(deadline)?).map(Err)
+                    }
+                    other => other.map(Ok),
                 }
-                other => return other,
+            });
+            match waited {
+                Ok(Ok(done)) => return Ok(done),
+                // Ready: try again at once. A slice without readiness, or a signal: check first.
+                Ok(Err(true)) => {}
+                Ok(Err(false)) => check()?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => check()?,
+                Err(e) => return Err(e),
             }
         }
     }
+}
 
-    fn set_os_nonblocking(&self, s: &std::net::UdpSocket, on: bool) -> io::Result<()> {
-        if self.os_nonblocking.load(Ordering::Relaxed) != on {
-            s.set_nonblocking(on)?;
-            self.os_nonblocking.store(on, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    fn set_os_timeout(
-        &self,
-        s: &std::net::UdpSocket,
-        direction: Direction,
-        slice: Duration,
-    ) -> io::Result<()> {
-        let cache = match direction {
-            Direction::Receive => &self.os_recv_timeout,
-            Direction::Send => &self.os_send_timeout,
-        };
-        let nanos = to_nanos(Some(slice));
-        if cache.load(Ordering::Relaxed) != nanos {
-            match direction {
-                Direction::Receive => s.set_read_timeout(Some(slice))?,
-                Direction::Send => s.set_write_timeout(Some(slice))?,
-            }
-            cache.store(nanos, Ordering::Relaxed);
-        }
-        Ok(())
+/// Waits up to `wait` for `socket` to be readable (or writable); true when it is (or has an
+/// error or hang-up to report), false after `wait` or a signal.
+fn poll_for(
+    socket: &std::net::UdpSocket,
+    direction: Direction,
+    wait: Duration,
+) -> io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let events = match direction {
+        Direction::Receive => PollFlags::IN,
+        Direction::Send => PollFlags::OUT,
+    };
+    let mut fds = [PollFd::from_borrowed_fd(socket.as_fd(), events)];
+    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+        tv_sec: WAIT_SLICE.as_secs() as _,
+        tv_nsec: 0,
+    });
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -561,15 +549,17 @@ mod tests {
     fn close_from_another_thread_ends_a_blocked_receive() {
         let a = std::sync::Arc::new(local(Family::V4));
         let reader = std::sync::Arc::clone(&a);
-        let t = std::thread::spawn(move || reader.recv_from(&mut [0u8; 8]));
-        // Give the reader time to block; the outcome is the same either way (EBADF).
-        std::thread::sleep(Duration::from_millis(50));
-        let started = Instant::now();
+        let (waited_tx, waited_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            // The check runs only after a whole slice of waiting: it proves the reader blocked.
+            let mut check = || {
+                let _ = waited_tx.send(());
+                Ok(())
+            };
+            reader.recv_from_checked(&mut [0u8; 8], &mut check)
+        });
+        waited_rx.recv().unwrap();
         a.close();
-        assert!(
-            started.elapsed() < Duration::from_millis(50),
-            "close waited a slice"
-        );
         let err = t.join().unwrap().unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBADF));
     }
