@@ -355,3 +355,14 @@ def test_a_timeout_past_the_clocks_range_waits_like_none(seconds: float) -> None
         assert info.value.errno == errno.EBADF
     finally:
         closer.cancel()
+
+
+@pytest.mark.parametrize("method", ["sendto", "connect"])
+def test_broadcast_is_refused_with_a_reason(method: str) -> None:
+    with bound(udplab) as s:
+        with pytest.raises(PermissionError, match="SO_BROADCAST") as info:
+            if method == "sendto":
+                s.sendto(b"x", ("<broadcast>", 9))
+            else:
+                s.connect(("<broadcast>", 9))
+        assert info.value.errno == errno.EACCES  # what the stdlib raises without SO_BROADCAST

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -59,6 +59,7 @@ impl PyUdpSocket {
     #[pyo3(signature = (address, /))]
     fn connect(&self, address: &Bound<'_, PyAny>) -> PyResult<()> {
         let addr = super::address(address, self.inner.family(), "connect")?;
+        refuse_broadcast(addr)?;
         self.inner.connect(addr).map_err(os_error)
     }
 
@@ -72,6 +73,7 @@ impl PyUdpSocket {
     ) -> PyResult<usize> {
         let bytes = super::data(data)?;
         let addr = super::address(address, self.inner.family(), "sendto")?;
+        refuse_broadcast(addr)?;
         let payload: &[u8] = &bytes;
         blocking(py, |check| self.inner.send_to_checked(payload, addr, check))
     }
@@ -223,6 +225,21 @@ impl PyUdpSocket {
             return Err(os_error(crate::socket::closed_error()));
         }
         Ok(())
+    }
+}
+
+/// The limited broadcast address (`"<broadcast>"`): the kernel refuses it (`EACCES`) without
+/// `SO_BROADCAST`, which udplab sockets do not offer; say so instead of a bare "Permission
+/// denied".
+fn refuse_broadcast(addr: std::net::SocketAddr) -> PyResult<()> {
+    match addr {
+        std::net::SocketAddr::V4(a) if a.ip().is_broadcast() => Err(PyOSError::new_err((
+            libc::EACCES,
+            "udplab sockets do not broadcast: '<broadcast>' (255.255.255.255) needs the \
+             SO_BROADCAST option, which udplab does not set (it is for loopback and trusted \
+             networks); send to each address instead",
+        ))),
+        _ => Ok(()),
     }
 }
 
