@@ -220,6 +220,9 @@ def test_an_open_binary_file_and_a_closed_one(tmp_path: Path) -> None:
             c.send(b"two")
             assert c.recv(5) == b"ACKtwo"  # the chat goes on
     assert server.stats()["capture"]["errors"] >= 2
+    with pytest.raises(RuntimeError, match="already holds the capture of an earlier start"):
+        server.start()  # a second file header in the middle of the first capture
+    assert not server.running
 
 
 def test_bad_capture_options() -> None:

@@ -269,6 +269,7 @@ class _Background(Generic[_CoreT]):
         self._capture_target = _capture_target(capture)
         self._capture_limit = _count("capture_limit", capture_limit, 24, 2**64 - 1)
         self._capture: _core.Capture | None = None
+        self._capture_used = False
         self._lock = threading.Lock()
         self._core: _CoreT | None = None
         self._threads: list[threading.Thread] = []
@@ -298,6 +299,9 @@ class _Background(Generic[_CoreT]):
         if self.running:
             name = type(self).__name__
             raise RuntimeError(f"{name} is already running on {self.addr}; stop() it first")
+        if self._capture_used and not isinstance(self._capture_target, (str, os.PathLike)):
+            raise RuntimeError("capture: this file already holds the capture of an earlier "
+                               "start(); give a path (rewritten at each start) or a new file")
 
     @property
     def addr(self) -> Address | None:
@@ -314,6 +318,7 @@ class _Background(Generic[_CoreT]):
         """Start ``threads`` driving ``core``. Call with the lock held."""
         self._capture = None
         if self._capture_target is not None:
+            self._capture_used = True
             try:
                 capture = _core.Capture(self._capture_target, self._capture_limit)
             except BaseException:
@@ -362,6 +367,7 @@ class _Background(Generic[_CoreT]):
         """In a forked child: forget the parent's core without touching it."""
         self._lock = threading.Lock()
         self._core = None
+        self._capture = None  # the parent's writer thread is not in this process
         self._threads = []
         self._stopped = threading.Event()
 
