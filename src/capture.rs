@@ -6,10 +6,13 @@
 //!   UDP header built from the endpoint's and the peer's real addresses and ports, with correct
 //!   lengths and checksums, and the whole payload (nothing is snapped).
 //! - Off the hot path: the tap copies the datagram into a bounded queue ([`QUEUE`] records; a
-//!   full queue counts the datagram as `dropped`) and returns; a writer thread named `capture`
-//!   encodes the records and writes them. What it has encoded reaches the file within
-//!   [`FLUSH_EVERY`] and at [`Capture::close`], always as whole records in one write, so the
-//!   file is readable while it grows, and after a crash up to its last whole record.
+//!   full queue counts the datagram as `dropped`) under a short lock and returns. The first
+//!   datagram of a batch wakes the writer thread (named `capture`), which lets the batch grow
+//!   for [`GATHER`], takes it whole, sorts it by time (an endpoint's receiving and sending
+//!   threads reach the queue in either order), encodes it and writes it in one write, then
+//!   flushes: what was seen reaches the file well within [`FLUSH_EVERY`], and at
+//!   [`Capture::close`]. The file only ever grows by whole records, so it is readable while it
+//!   grows, and after a crash up to its last whole record.
 //! - A size cap (`limit`, [`DEFAULT_LIMIT`]): the first record that would make the file larger
 //!   is counted as `skipped`, and so is every later one.
 //! - A write error (a full disk, a closed file) is logged once; the records it lost and every
@@ -25,10 +28,9 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use byteorder_slice::LittleEndian;
 use etherparse::PacketBuilder;
@@ -40,10 +42,14 @@ use crate::endpoint::{Datagram, Direction, Tap};
 
 /// The default size cap of a capture file, in bytes (100 MiB).
 pub const DEFAULT_LIMIT: u64 = 100 * 1024 * 1024;
-/// What is written reaches the file at most this long after its datagram was seen.
+/// What is written reaches the file at most this long after its datagram was seen (in
+/// practice about [`GATHER`] and the time of one write).
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How long the writer thread, woken by the first datagram of a batch, lets the batch grow
+/// before it takes it: one wake-up per batch, not one per datagram.
+pub const GATHER: Duration = Duration::from_millis(10);
 /// Datagrams waiting for the writer thread; past this the tap counts them as `dropped`.
-pub const QUEUE: usize = 16_384;
+pub const QUEUE: usize = 65_536;
 /// The file header's snapshot length: more than any IP packet holding a UDP datagram, so
 /// nothing is cut (libpcap's own maximum).
 pub const SNAPLEN: u32 = 262_144;
@@ -162,21 +168,36 @@ struct Copied {
     payload: Vec<u8>,
 }
 
-enum Message {
-    Record(Copied),
-    Close,
+/// What the taps hand to the writer thread.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Copied>,
+    closed: bool,
+}
+
+/// What the taps and the writer thread share.
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when the queue gets its first datagram, and at close.
+    ready: Condvar,
+    counters: Counters,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What the tap holds: the queue to the writer and the counters.
-struct CaptureTap {
-    tx: SyncSender<Message>,
-    counters: Arc<Counters>,
-}
+struct CaptureTap(Arc<Shared>);
 
 impl Tap for CaptureTap {
     fn datagram(&self, d: &Datagram<'_>) {
-        if self.counters.full.load(Ordering::Relaxed) {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        let counters = &self.0.counters;
+        if counters.full.load(Ordering::Relaxed) {
+            counters.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let copied = Copied {
@@ -186,11 +207,17 @@ impl Tap for CaptureTap {
             peer: d.peer,
             payload: d.payload.to_vec(),
         };
-        match self.tx.try_send(Message::Record(copied)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let mut queue = self.0.queue();
+        if queue.closed || queue.waiting.len() >= QUEUE {
+            drop(queue);
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        queue.waiting.push(copied);
+        let first = queue.waiting.len() == 1;
+        drop(queue);
+        if first {
+            self.0.ready.notify_one();
         }
     }
 }
@@ -208,10 +235,8 @@ struct Writer<W: Write> {
     batch_bytes: usize,
     /// The encoded batch, kept to reuse its allocation.
     encoded: Vec<u8>,
-    /// When the oldest record of `batch` must be written.
-    due: Option<Instant>,
     failed: bool,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
 /// The size of a datagram's pcap record: record header, IP header, UDP header, payload.
@@ -222,7 +247,7 @@ fn record_len(c: &Copied) -> usize {
 }
 
 impl<W: Write> Writer<W> {
-    fn new(sink: W, name: String, limit: u64, counters: Arc<Counters>) -> Writer<W> {
+    fn new(sink: W, name: String, limit: u64, shared: Arc<Shared>) -> Writer<W> {
         Writer {
             sink,
             name,
@@ -231,21 +256,24 @@ impl<W: Write> Writer<W> {
             batch: Vec::new(),
             batch_bytes: 0,
             encoded: Vec::new(),
-            due: None,
             failed: false,
-            counters,
+            shared,
         }
     }
 
-    fn add(&mut self, c: Copied, now: Instant) {
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn add(&mut self, c: Copied) {
         if self.failed {
-            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            self.counters().errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let len = record_len(&c);
         if self.size + len as u64 > self.limit {
-            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-            if !self.counters.full.swap(true, Ordering::Relaxed) {
+            self.counters().skipped.fetch_add(1, Ordering::Relaxed);
+            if !self.counters().full.swap(true, Ordering::Relaxed) {
                 warn!(
                     "capture {} reached its limit of {} bytes: later datagrams are counted as \
                      skipped, not written",
@@ -257,7 +285,6 @@ impl<W: Write> Writer<W> {
         self.size += len as u64;
         self.batch_bytes += len;
         self.batch.push(c);
-        self.due.get_or_insert(now + FLUSH_EVERY);
         if self.batch_bytes >= BATCH {
             self.flush();
         }
@@ -265,7 +292,6 @@ impl<W: Write> Writer<W> {
 
     /// Writes the batch (whole records, one write) and flushes the sink.
     fn flush(&mut self) {
-        self.due = None;
         if self.batch.is_empty() {
             return;
         }
@@ -285,7 +311,7 @@ impl<W: Write> Writer<W> {
                 Ok(()) => records += 1,
                 Err(e) => {
                     self.encoded.truncate(start);
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
                     warn!(
                         "capture {}: a datagram could not be recorded: {e}",
                         self.name
@@ -295,7 +321,7 @@ impl<W: Write> Writer<W> {
         }
         self.batch_bytes = 0;
         if self.failed {
-            self.counters.errors.fetch_add(records, Ordering::Relaxed);
+            self.counters().errors.fetch_add(records, Ordering::Relaxed);
             return;
         }
         let result = self
@@ -304,13 +330,15 @@ impl<W: Write> Writer<W> {
             .and_then(|()| self.sink.flush());
         match result {
             Ok(()) => {
-                self.counters.records.fetch_add(records, Ordering::Relaxed);
+                self.counters()
+                    .records
+                    .fetch_add(records, Ordering::Relaxed);
                 let bytes = self.encoded.len() as u64;
-                self.counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                self.counters().bytes.fetch_add(bytes, Ordering::Relaxed);
             }
             Err(e) => {
                 self.fail(&e);
-                self.counters.errors.fetch_add(records, Ordering::Relaxed);
+                self.counters().errors.fetch_add(records, Ordering::Relaxed);
             }
         }
     }
@@ -326,7 +354,7 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    fn run(mut self, rx: Receiver<Message>) {
+    fn run(mut self) {
         let header = file_header();
         match self
             .sink
@@ -334,33 +362,45 @@ impl<W: Write> Writer<W> {
             .and_then(|()| self.sink.flush())
         {
             Ok(()) => {
-                self.counters.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
+                self.counters()
+                    .bytes
+                    .fetch_add(HEADER_LEN, Ordering::Relaxed);
             }
             Err(e) => self.fail(&e),
         }
+        let shared = Arc::clone(&self.shared);
+        let mut taken = Vec::new();
         loop {
-            let message = match self.due {
-                Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match message {
-                Ok(Message::Record(c)) => self.add(c, Instant::now()),
-                Ok(Message::Close) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
+            let mut queue = shared.queue();
+            while queue.waiting.is_empty() && !queue.closed {
+                queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
-            if self.due.is_some_and(|due| Instant::now() >= due) {
-                self.flush();
+            if !queue.closed {
+                // Let the batch grow (or the capture close) for a moment.
+                queue = shared
+                    .ready
+                    .wait_timeout(queue, GATHER)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            std::mem::swap(&mut taken, &mut queue.waiting);
+            let closed = queue.closed;
+            drop(queue);
+            for c in taken.drain(..) {
+                self.add(c);
+            }
+            self.flush();
+            if closed {
+                break;
             }
         }
-        self.flush();
     }
 }
 
 /// A capture file being written. Give [`tap`](Self::tap) to the endpoints to record; call
 /// [`close`](Self::close) (or drop it) once they are done.
 pub struct Capture {
-    tx: SyncSender<Message>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     name: String,
 }
@@ -391,15 +431,13 @@ impl Capture {
                 format!("capture_limit must be at least {HEADER_LEN} bytes (the file header), not {limit}"),
             ));
         }
-        let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let writer = Writer::new(sink, name.clone(), limit, Arc::clone(&counters));
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::new(sink, name.clone(), limit, Arc::clone(&shared));
         let handle = std::thread::Builder::new()
             .name("capture".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || writer.run())?;
         Ok(Capture {
-            tx,
-            counters,
+            shared,
             writer: Mutex::new(Some(handle)),
             name,
         })
@@ -407,10 +445,7 @@ impl Capture {
 
     /// The tap to set on every endpoint whose datagrams this file records.
     pub fn tap(&self) -> Arc<dyn Tap> {
-        Arc::new(CaptureTap {
-            tx: self.tx.clone(),
-            counters: Arc::clone(&self.counters),
-        })
+        Arc::new(CaptureTap(Arc::clone(&self.shared)))
     }
 
     /// What the file is called in log lines.
@@ -420,7 +455,7 @@ impl Capture {
 
     /// A copy of the counters.
     pub fn stats(&self) -> CaptureStats {
-        let c = &self.counters;
+        let c = &self.shared.counters;
         CaptureStats {
             records: c.records.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
@@ -435,7 +470,8 @@ impl Capture {
     pub fn close(&self) {
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
-            let _ = self.tx.send(Message::Close);
+            self.shared.queue().closed = true;
+            self.shared.ready.notify_one();
             let _ = handle.join();
         }
     }
@@ -569,14 +605,12 @@ mod tests {
     fn records_past_the_limit_are_skipped() {
         // each record: 16 + 20 + 8 + 4 = 48 bytes; room for two after the header
         let mut w = writer(Vec::new(), HEADER_LEN + 2 * 48 + 47);
-        let now = Instant::now();
         for _ in 0..5 {
-            w.add(copied(b"data"), now);
+            w.add(copied(b"data"));
         }
-        assert_eq!(w.due, Some(now + FLUSH_EVERY));
         w.flush();
         assert_eq!(w.sink.len(), 96);
-        let c = &w.counters;
+        let c = w.counters();
         assert_eq!(c.records.load(Ordering::Relaxed), 2);
         assert_eq!(c.skipped.load(Ordering::Relaxed), 3);
         assert!(c.full.load(Ordering::Relaxed));
@@ -585,15 +619,34 @@ mod tests {
     #[test]
     fn a_write_error_counts_every_later_record() {
         let mut w = writer(Full, DEFAULT_LIMIT);
-        let now = Instant::now();
-        w.add(copied(b"a"), now);
-        w.add(copied(b"b"), now);
+        w.add(copied(b"a"));
+        w.add(copied(b"b"));
         w.flush();
-        w.add(copied(b"c"), now);
+        w.add(copied(b"c"));
         w.flush();
         assert!(w.failed);
-        assert_eq!(w.counters.errors.load(Ordering::Relaxed), 3);
-        assert_eq!(w.counters.records.load(Ordering::Relaxed), 0);
+        assert_eq!(w.counters().errors.load(Ordering::Relaxed), 3);
+        assert_eq!(w.counters().records.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_record_reaches_the_file_while_the_capture_runs() {
+        let path = std::env::temp_dir().join(format!("udplab-live-{}.pcap", std::process::id()));
+        let capture = Capture::create(&path, DEFAULT_LIMIT).unwrap();
+        capture
+            .tap()
+            .datagram(&datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", b"x"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&path).unwrap().len() < 24 + 16 + 29 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing written without close()"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(capture.stats().records, 1);
+        drop(capture);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
