@@ -5,14 +5,14 @@
 //!   RAW (101: each record starts with an IPv4 or IPv6 header). Every record holds an IP and a
 //!   UDP header built from the endpoint's and the peer's real addresses and ports, with correct
 //!   lengths and checksums, and the whole payload (nothing is snapped).
-//! - Off the hot path: the tap copies the datagram into a bounded queue ([`QUEUE`] records; a
-//!   full queue counts the datagram as `dropped`) under a short lock and returns. The first
-//!   datagram of a batch wakes the writer thread (named `capture`), which lets the batch grow
-//!   for [`GATHER`], takes it whole, sorts it by time (an endpoint's receiving and sending
-//!   threads reach the queue in either order), encodes it and writes it in one write, then
-//!   flushes: what was seen reaches the file well within [`FLUSH_EVERY`], and at
-//!   [`Capture::close`]. The file only ever grows by whole records, so it is readable while it
-//!   grows, and after a crash up to its last whole record.
+//! - Off the hot path: the tap copies the datagram into a bounded queue ([`QUEUE`] records,
+//!   32 MiB of payload, no allocation per datagram; a full queue counts the datagram as
+//!   `dropped`) under a short lock and returns. The first datagram of a batch wakes the writer
+//!   thread (named `capture`), which lets the batch grow for [`GATHER`], takes it whole, sorts
+//!   it by time (an endpoint's receiving and sending threads reach the queue in either order),
+//!   encodes it and writes it in one write, then flushes: what was seen reaches the file well
+//!   within [`FLUSH_EVERY`], and at [`Capture::close`]. The file only ever grows by whole
+//!   records, so it is readable while it grows, and after a crash up to its last whole record.
 //! - A size cap (`limit`, [`DEFAULT_LIMIT`]): the first record that would make the file larger
 //!   is counted as `skipped`, and so is every later one.
 //! - A write error (a full disk, a closed file) is logged once; the records it lost and every
@@ -121,6 +121,12 @@ fn shown_local(local: IpAddr, peer: IpAddr) -> IpAddr {
 /// The IP packet (IP header, UDP header, payload) of a datagram as it crossed the socket.
 /// Fails only for a payload longer than an IP packet can hold.
 pub fn packet(datagram: &Datagram<'_>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_packet(datagram, &mut out)?;
+    Ok(out)
+}
+
+fn write_packet(datagram: &Datagram<'_>, out: &mut Vec<u8>) -> io::Result<()> {
     let local = SocketAddr::new(
         shown_local(datagram.local.ip(), datagram.peer.ip()),
         datagram.local.port(),
@@ -134,11 +140,10 @@ pub fn packet(datagram: &Datagram<'_>) -> io::Result<Vec<u8>> {
         (s, d) => PacketBuilder::ipv6(v6(s).octets(), v6(d).octets(), TTL),
     }
     .udp(src.port(), dst.port());
-    let mut out = Vec::with_capacity(builder.size(datagram.payload.len()));
+    out.reserve(builder.size(datagram.payload.len()));
     builder
-        .write(&mut out, datagram.payload)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    Ok(out)
+        .write(out, datagram.payload)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
 }
 
 fn v6(ip: IpAddr) -> Ipv6Addr {
@@ -150,30 +155,48 @@ fn v6(ip: IpAddr) -> Ipv6Addr {
 
 /// Appends the pcap record (16-byte record header and the IP packet) of `datagram` to `out`.
 pub fn encode_record(datagram: &Datagram<'_>, out: &mut Vec<u8>) -> io::Result<()> {
-    let data = packet(datagram)?;
+    encode_with(datagram, &mut Vec::new(), out)
+}
+
+/// [`encode_record`] with a buffer for the IP packet that is reused across records.
+fn encode_with(
+    datagram: &Datagram<'_>,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    scratch.clear();
+    write_packet(datagram, scratch)?;
     let since_epoch = datagram.at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let len = u32::try_from(data.len()).expect("an IP packet is shorter than 4 GiB");
-    PcapPacket::new(since_epoch, len, &data)
+    let len = u32::try_from(scratch.len()).expect("an IP packet is shorter than 4 GiB");
+    PcapPacket::new(since_epoch, len, scratch)
         .write_to::<_, LittleEndian>(out, TsResolution::NanoSecond, SNAPLEN)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     Ok(())
 }
 
-/// A datagram copied out of the tap for the writer thread.
-struct Copied {
+/// A datagram seen by a tap, its payload at `start..start + len` of the queue's bytes.
+#[derive(Clone, Copy)]
+struct Meta {
     direction: Direction,
     at: SystemTime,
     local: SocketAddr,
     peer: SocketAddr,
-    payload: Vec<u8>,
+    start: usize,
+    len: usize,
 }
 
-/// What the taps hand to the writer thread.
+/// What the taps hand to the writer thread: every payload copied into one growing buffer, so
+/// a datagram costs no allocation of its own.
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<Copied>,
+    metas: Vec<Meta>,
+    bytes: Vec<u8>,
     closed: bool,
 }
+
+/// Payload bytes waiting for the writer thread; past this the tap counts datagrams as
+/// `dropped`.
+const QUEUE_BYTES: usize = 32 << 20;
 
 /// What the taps and the writer thread share.
 #[derive(Default)]
@@ -200,21 +223,26 @@ impl Tap for CaptureTap {
             counters.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let copied = Copied {
-            direction: d.direction,
-            at: d.at,
-            local: d.local,
-            peer: d.peer,
-            payload: d.payload.to_vec(),
-        };
         let mut queue = self.0.queue();
-        if queue.closed || queue.waiting.len() >= QUEUE {
+        if queue.closed
+            || queue.metas.len() >= QUEUE
+            || queue.bytes.len() + d.payload.len() > QUEUE_BYTES
+        {
             drop(queue);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        queue.waiting.push(copied);
-        let first = queue.waiting.len() == 1;
+        let start = queue.bytes.len();
+        queue.bytes.extend_from_slice(d.payload);
+        queue.metas.push(Meta {
+            direction: d.direction,
+            at: d.at,
+            local: d.local,
+            peer: d.peer,
+            start,
+            len: d.payload.len(),
+        });
+        let first = queue.metas.len() == 1;
         drop(queue);
         if first {
             self.0.ready.notify_one();
@@ -222,28 +250,29 @@ impl Tap for CaptureTap {
     }
 }
 
-/// Collects records into a batch and writes whole batches to the sink, each sorted by time
-/// (the receiving and the sending threads of an endpoint reach the queue in either order): the
-/// writer thread's state, with the time passed in.
+/// Encodes batches of records, each sorted by time (an endpoint's receiving and sending
+/// threads reach the queue in either order), and writes each batch to the sink as whole
+/// records in one write: the writer thread's state.
 struct Writer<W: Write> {
     sink: W,
     name: String,
     limit: u64,
-    /// Bytes in the file plus the encoded size of `batch`.
+    /// Bytes in the file plus bytes in `encoded`.
     size: u64,
-    batch: Vec<Copied>,
-    batch_bytes: usize,
-    /// The encoded batch, kept to reuse its allocation.
+    /// Encoded records not written yet, and how many.
     encoded: Vec<u8>,
+    pending: u64,
+    /// The IP packet being encoded.
+    scratch: Vec<u8>,
     failed: bool,
     shared: Arc<Shared>,
 }
 
 /// The size of a datagram's pcap record: record header, IP header, UDP header, payload.
-fn record_len(c: &Copied) -> usize {
+fn record_len(m: &Meta) -> usize {
     // the packet has the peer's family (see `shown_local`)
-    let ip = if c.peer.is_ipv4() { 20 } else { 40 };
-    16 + ip + 8 + c.payload.len()
+    let ip = if m.peer.is_ipv4() { 20 } else { 40 };
+    16 + ip + 8 + m.len
 }
 
 impl<W: Write> Writer<W> {
@@ -253,9 +282,9 @@ impl<W: Write> Writer<W> {
             name,
             limit,
             size: HEADER_LEN,
-            batch: Vec::new(),
-            batch_bytes: 0,
             encoded: Vec::new(),
+            pending: 0,
+            scratch: Vec::new(),
             failed: false,
             shared,
         }
@@ -265,13 +294,22 @@ impl<W: Write> Writer<W> {
         &self.shared.counters
     }
 
-    fn add(&mut self, c: Copied) {
+    /// Encodes a batch sorted by time and writes it.
+    fn write_batch(&mut self, metas: &mut [Meta], bytes: &[u8]) {
+        metas.sort_by_key(|m| m.at);
+        for m in metas.iter() {
+            self.add(m, &bytes[m.start..m.start + m.len]);
+        }
+        self.flush();
+    }
+
+    fn add(&mut self, m: &Meta, payload: &[u8]) {
         if self.failed {
             self.counters().errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let len = record_len(&c);
-        if self.size + len as u64 > self.limit {
+        let len = record_len(m) as u64;
+        if self.size + len > self.limit {
             self.counters().skipped.fetch_add(1, Ordering::Relaxed);
             if !self.counters().full.swap(true, Ordering::Relaxed) {
                 warn!(
@@ -282,48 +320,36 @@ impl<W: Write> Writer<W> {
             }
             return;
         }
-        self.size += len as u64;
-        self.batch_bytes += len;
-        self.batch.push(c);
-        if self.batch_bytes >= BATCH {
+        let datagram = Datagram {
+            direction: m.direction,
+            at: m.at,
+            local: m.local,
+            peer: m.peer,
+            payload,
+        };
+        let start = self.encoded.len();
+        if let Err(e) = encode_with(&datagram, &mut self.scratch, &mut self.encoded) {
+            self.encoded.truncate(start);
+            self.counters().errors.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                "capture {}: a datagram could not be recorded: {e}",
+                self.name
+            );
+            return;
+        }
+        self.size += len;
+        self.pending += 1;
+        if self.encoded.len() >= BATCH {
             self.flush();
         }
     }
 
-    /// Writes the batch (whole records, one write) and flushes the sink.
+    /// Writes the encoded records (whole records, one write) and flushes the sink.
     fn flush(&mut self) {
-        if self.batch.is_empty() {
+        if self.encoded.is_empty() {
             return;
         }
-        self.batch.sort_by_key(|c| c.at);
-        self.encoded.clear();
-        let mut records = 0;
-        for c in self.batch.drain(..) {
-            let datagram = Datagram {
-                direction: c.direction,
-                at: c.at,
-                local: c.local,
-                peer: c.peer,
-                payload: &c.payload,
-            };
-            let start = self.encoded.len();
-            match encode_record(&datagram, &mut self.encoded) {
-                Ok(()) => records += 1,
-                Err(e) => {
-                    self.encoded.truncate(start);
-                    self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        "capture {}: a datagram could not be recorded: {e}",
-                        self.name
-                    );
-                }
-            }
-        }
-        self.batch_bytes = 0;
-        if self.failed {
-            self.counters().errors.fetch_add(records, Ordering::Relaxed);
-            return;
-        }
+        let records = std::mem::take(&mut self.pending);
         let result = self
             .sink
             .write_all(&self.encoded)
@@ -341,6 +367,7 @@ impl<W: Write> Writer<W> {
                 self.counters().errors.fetch_add(records, Ordering::Relaxed);
             }
         }
+        self.encoded.clear();
     }
 
     fn fail(&mut self, e: &io::Error) {
@@ -369,10 +396,11 @@ impl<W: Write> Writer<W> {
             Err(e) => self.fail(&e),
         }
         let shared = Arc::clone(&self.shared);
-        let mut taken = Vec::new();
+        // Swapped with the queue's buffers, so both keep their capacity.
+        let mut taken = Queue::default();
         loop {
             let mut queue = shared.queue();
-            while queue.waiting.is_empty() && !queue.closed {
+            while queue.metas.is_empty() && !queue.closed {
                 queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
             if !queue.closed {
@@ -383,13 +411,13 @@ impl<W: Write> Writer<W> {
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
-            std::mem::swap(&mut taken, &mut queue.waiting);
+            std::mem::swap(&mut taken.metas, &mut queue.metas);
+            std::mem::swap(&mut taken.bytes, &mut queue.bytes);
             let closed = queue.closed;
             drop(queue);
-            for c in taken.drain(..) {
-                self.add(c);
-            }
-            self.flush();
+            self.write_batch(&mut taken.metas, &taken.bytes);
+            taken.metas.clear();
+            taken.bytes.clear();
             if closed {
                 break;
             }
@@ -590,15 +618,17 @@ mod tests {
         Writer::new(sink, "test".into(), limit, Arc::default())
     }
 
-    fn copied(payload: &[u8]) -> Copied {
+    fn add<W: Write>(w: &mut Writer<W>, payload: &[u8]) {
         let d = datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", payload);
-        Copied {
+        let m = Meta {
             direction: d.direction,
             at: d.at,
             local: d.local,
             peer: d.peer,
-            payload: payload.to_vec(),
-        }
+            start: 0,
+            len: payload.len(),
+        };
+        w.add(&m, payload);
     }
 
     #[test]
@@ -606,7 +636,7 @@ mod tests {
         // each record: 16 + 20 + 8 + 4 = 48 bytes; room for two after the header
         let mut w = writer(Vec::new(), HEADER_LEN + 2 * 48 + 47);
         for _ in 0..5 {
-            w.add(copied(b"data"));
+            add(&mut w, b"data");
         }
         w.flush();
         assert_eq!(w.sink.len(), 96);
@@ -619,10 +649,10 @@ mod tests {
     #[test]
     fn a_write_error_counts_every_later_record() {
         let mut w = writer(Full, DEFAULT_LIMIT);
-        w.add(copied(b"a"));
-        w.add(copied(b"b"));
+        add(&mut w, b"a");
+        add(&mut w, b"b");
         w.flush();
-        w.add(copied(b"c"));
+        add(&mut w, b"c");
         w.flush();
         assert!(w.failed);
         assert_eq!(w.counters().errors.load(Ordering::Relaxed), 3);
