@@ -100,16 +100,13 @@ def test_client_killed_without_quitting_expires() -> None:
             port = int(read_line(child))
             wait_until(lambda: (LO, port) in s.raddrs)
             child.kill()  # no quit, no cleanup, no goodbye
-            killed = time.monotonic()
             child.communicate(timeout=10)
-            wait_until(lambda: (LO, port) not in s.raddrs, timeout=3)
-            took = time.monotonic() - killed
+            wait_until(lambda: (LO, port) not in s.raddrs, timeout=5)  # a bound for a hang
         finally:
             child.kill()
             child.communicate(timeout=10)
         stats = s.stats()
         assert (stats["quits"], stats["expiries"]) == (0, 1)
-        assert took < 0.5 + 0.1 + 0.3  # inval, one tick, slack
         assert [k for _, k, _ in s.events()][-1] == "expire"
 
 
@@ -245,16 +242,13 @@ def test_ctrl_c_interrupts_every_blocking_call(call: str, timeout: str) -> None:
         # The learner presses Ctrl-C a moment into the call: the delay is the scenario.
         time.sleep(0.3)
         child.send_signal(signal.SIGINT)
-        pressed = time.monotonic()
-        out, err = child.communicate(timeout=10)
-        exited = time.monotonic() - pressed
+        out, err = child.communicate(timeout=10)  # a bound for a hang, not a speed claim
     finally:
         child.kill()
     assert child.returncode == 0, err
     assert err == ""
     took = float(out.split("interrupted after ")[1])
-    assert 0.25 <= took < 0.3 + 0.5, out  # it really blocked, and woke within a slice or so
-    assert exited < 2
+    assert took >= 0.25, out  # it really blocked until the key was pressed
 
 
 # --- garbage collection and interpreter exit ---------------------------------------------------
