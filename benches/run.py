@@ -210,8 +210,9 @@ def stop_server(proc):
 
 def one_run(name, argv, loadgen, load, mode, max_seconds):
     _, clients, messages, window = load
-    args = list(argv) + ([] if name == "blaster" else ["--inval", str(INVAL)])
-    if name == "blaster":
+    native = name.startswith("blaster")
+    args = list(argv) + ([] if native else ["--inval", str(INVAL)])
+    if native:
         args += ["--max-seconds", str(max_seconds + 30)]
     udplab_like = name.startswith("udplab")
     err = open(os.devnull, "w") if not udplab_like else subprocess.PIPE
@@ -632,6 +633,8 @@ def main():
     if args.build_udplab:
         build_udplab()
     CONTENDERS["blaster"] = [bins["blaster"]]
+    # The same native loop sending as udplab does (sendmmsg, DF): see examples/blaster.rs.
+    CONTENDERS["blaster-mmsg"] = [bins["blaster"], "--mmsg"]
     udplab_argv = CONTENDERS["udplab"]
     if args.info_logging:
         CONTENDERS["udplab-info"] = udplab_argv + ["--log-info"]

@@ -6,11 +6,15 @@
 //! anything else is sent back as `ACK` + payload to every recorded address with a plain
 //! `UdpSocket::send_to` per address. No logging, no clocks on the datagram path.
 //!
+//! With `--mmsg` it sends the way udplab's server does instead (`src/fanout.rs`): `sendmmsg`
+//! in batches of 64 from a socket that asks for "don't fragment" (`IP_PMTUDISC_DO`), so it is
+//! the native program doing udplab's sends and nothing else.
+//!
 //! It stops when standard input reaches end of file or after `--max-seconds` (default 600),
 //! and then prints one line of counters to stderr.
 //!
 //! ```text
-//! cargo run --release --example blaster -- [--max-seconds S] [--rcvbuf BYTES] [--sndbuf BYTES]
+//! cargo run --release --example blaster -- [--max-seconds S] [--rcvbuf BYTES] [--sndbuf BYTES] [--mmsg]
 //! ```
 
 // An example program: printing its port and counters is its job.
@@ -46,8 +50,39 @@ fn set_buffers(sock: &Socket, rcvbuf: usize, sndbuf: usize) {
     }
 }
 
-fn parse_args() -> Result<(f64, usize, usize), String> {
-    let (mut max_seconds, mut rcvbuf, mut sndbuf) = (600.0, 8 << 20, 8 << 20);
+/// Sends `msg` to every peer with `sendmmsg`, 64 per call; a datagram the kernel stops at is
+/// counted as an error and skipped. Returns (sent, errors).
+fn send_batched(sock: &UdpSocket, msg: &[u8], peers: &[SocketAddr]) -> (u64, u64) {
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    let iov = [std::io::IoSlice::new(msg)];
+    let (mut sent, mut errors) = (0u64, 0u64);
+    for chunk in peers.chunks(64) {
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let addrs: Vec<SocketAddrAny> = rest.iter().map(|&a| a.into()).collect();
+            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = rest
+                .iter()
+                .map(|_| SendAncillaryBuffer::default())
+                .collect();
+            let mut headers: Vec<MMsgHdr<'_>> = addrs
+                .iter()
+                .zip(controls.iter_mut())
+                .map(|(addr, control)| MMsgHdr::new_with_addr(addr, &iov, control))
+                .collect();
+            let done = sendmmsg(sock, &mut headers, SendFlags::empty()).unwrap_or(0);
+            sent += done as u64;
+            rest = &rest[done..];
+            if !rest.is_empty() {
+                errors += 1;
+                rest = &rest[1..];
+            }
+        }
+    }
+    (sent, errors)
+}
+
+fn parse_args() -> Result<(f64, usize, usize, bool), String> {
+    let (mut max_seconds, mut rcvbuf, mut sndbuf, mut mmsg) = (600.0, 8 << 20, 8 << 20, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
@@ -55,19 +90,21 @@ fn parse_args() -> Result<(f64, usize, usize), String> {
             "--max-seconds" => max_seconds = value()?.parse().map_err(|e| format!("{e}"))?,
             "--rcvbuf" => rcvbuf = value()?.parse().map_err(|e| format!("{e}"))?,
             "--sndbuf" => sndbuf = value()?.parse().map_err(|e| format!("{e}"))?,
+            "--mmsg" => mmsg = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: blaster [--max-seconds S] [--rcvbuf BYTES] [--sndbuf BYTES]".into(),
+                    "usage: blaster [--max-seconds S] [--rcvbuf BYTES] [--sndbuf BYTES] [--mmsg]"
+                        .into(),
                 )
             }
             other => return Err(format!("unknown option {other}")),
         }
     }
-    Ok((max_seconds, rcvbuf, sndbuf))
+    Ok((max_seconds, rcvbuf, sndbuf, mmsg))
 }
 
 fn main() -> std::io::Result<()> {
-    let (max_seconds, rcvbuf, sndbuf) = match parse_args() {
+    let (max_seconds, rcvbuf, sndbuf, mmsg) = match parse_args() {
         Ok(v) => v,
         Err(msg) => {
             eprintln!("{msg}");
@@ -78,6 +115,10 @@ fn main() -> std::io::Result<()> {
     set_buffers(&sock, rcvbuf, sndbuf);
     sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
     let sock: UdpSocket = sock.into();
+    if mmsg {
+        use rustix::net::sockopt::{set_ip_mtu_discover, Ipv4PathMtuDiscovery};
+        set_ip_mtu_discover(&sock, Ipv4PathMtuDiscovery::DO)?;
+    }
     // Wake up now and then to notice the end of the run even when no datagram comes.
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
     let port = sock.local_addr()?.port();
@@ -133,6 +174,12 @@ fn main() -> std::io::Result<()> {
             continue;
         }
         let msg = &buf[..3 + n];
+        if mmsg {
+            let (ok, failed) = send_batched(&sock, msg, &peers);
+            sent += ok;
+            send_errors += failed;
+            continue;
+        }
         for peer in &peers {
             match sock.send_to(msg, peer) {
                 Ok(_) => sent += 1,
