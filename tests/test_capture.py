@@ -160,8 +160,15 @@ def test_link_capture_shows_both_sides_and_what_it_lost(tmp_path: Path) -> None:
             with udplab.ChatC(*link.addr[:2], interval=None) as c:
                 for i in range(40):
                     c.send(f"m{i}".encode())
-                wait_until(lambda: link.stats()["down"]["forwarded"]
-                           == link.stats()["up"]["forwarded"])
+
+                def answered() -> bool:
+                    # every message the link forwarded has come back as a broadcast (both
+                    # counts start at 0, so wait for all 40 to have reached the link first)
+                    s = link.stats()
+                    return (s["up"]["received"] == 40
+                            and s["down"]["forwarded"] == s["up"]["forwarded"])
+
+                wait_until(answered)
             wait_until(lambda: link.stats()["up"]["received"] == 41)  # with the quit
         stats = link.stats()
     records = list(udplab.read_capture(path))
