@@ -258,13 +258,15 @@ pub struct Notice {
     pub payload: Vec<u8>,
 }
 
-/// The wall-clock time of a monotonic instant, as the wall clock reads now.
-pub fn wall_time(at: Instant) -> SystemTime {
-    let (now, wall) = (Instant::now(), SystemTime::now());
-    if at <= now {
-        wall - (now - at)
+/// The wall-clock time of a monotonic instant, placed by its distance from `anchor` (an
+/// instant and the wall clock read at that instant). With one anchor read once, two calls
+/// agree, and a later step of the wall clock moves nothing already recorded.
+pub fn wall_time(at: Instant, anchor: (Instant, SystemTime)) -> SystemTime {
+    let (then, wall) = anchor;
+    if at <= then {
+        wall - (then - at)
     } else {
-        wall + (at - now)
+        wall + (at - then)
     }
 }
 
@@ -1068,6 +1070,15 @@ mod tests {
         use EventKind::{Heartbeat as H, Join, Message};
         assert_eq!(kinds, vec![Join, Message, H, H, H, Message]);
         assert_eq!(h.hub.stats().heartbeats, 99);
+    }
+
+    #[test]
+    fn wall_time_places_an_instant_by_its_distance_from_the_anchor() {
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(wall_time(later, (t0, wall)), wall + Duration::from_secs(2));
+        assert_eq!(wall_time(t0, (later, wall)), wall - Duration::from_secs(2));
     }
 
     #[test]

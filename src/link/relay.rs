@@ -123,6 +123,9 @@ pub struct Relay {
     shared: Mutex<Shared>,
     /// The tap set on the clients' endpoint and on every upstream endpoint made later.
     tap: Mutex<Option<TapSlot>>,
+    /// The monotonic and the wall clock read together at bind: history times are placed on
+    /// it, so they do not move when read again after a clock step.
+    clock: (Instant, SystemTime),
 }
 
 /// A tap held for endpoints not made yet.
@@ -167,6 +170,7 @@ impl Relay {
                 limit: RateLimit::default(),
             }),
             tap: Mutex::new(None),
+            clock: (Instant::now(), SystemTime::now()),
         })
     }
 
@@ -265,7 +269,15 @@ impl Relay {
         lock(&self.shared)
             .core
             .events()
-            .map(|e| (wall_time(e.at), e.direction, e.client, e.outcome, e.size))
+            .map(|e| {
+                (
+                    wall_time(e.at, self.clock),
+                    e.direction,
+                    e.client,
+                    e.outcome,
+                    e.size,
+                )
+            })
             .collect()
     }
 }
