@@ -7,6 +7,7 @@ console script). Prints one line on success."""
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import prompt_toolkit  # noqa: F401  (the wheel's dependency, for `udplab client`)
@@ -20,13 +21,21 @@ assert core.__file__.startswith(sys.prefix), (
 # The stable-ABI extension's name: _core.abi3.so on Linux and macOS, _core.pyd on Windows.
 assert core.__file__.endswith((".abi3.so", ".pyd")), f"not the abi3 extension: {core.__file__}"
 
-with udplab.ChatS("127.0.0.1", 0, inval=5) as server:
+capture = Path(tempfile.mkdtemp()) / "chat.pcap"
+with udplab.ChatS("127.0.0.1", 0, inval=5, capture=capture) as server:
     with udplab.ChatC(*server.addr, interval=1) as alice:
         alice.send(b"hello")
         got = alice.recv(timeout=5)
         assert got == b"ACKhello", got
     messages = server.stats()["messages"]
 assert messages == 1, messages
+# The capture file, read back, and the Wireshark dissector shipped beside the package's code.
+stats = server.stats()
+records = list(udplab.read_capture(capture))
+assert len(records) == stats["received"] + stats["sent"] == stats["capture"]["records"], records
+from udplab.wireshark import DISSECTOR  # noqa: E402
+
+assert DISSECTOR.is_file() and str(DISSECTOR).startswith(sys.prefix), DISSECTOR
 
 with udplab.socket(type=udplab.SOCK_DGRAM) as a, udplab.socket(type=udplab.SOCK_DGRAM) as b:
     a.bind(("127.0.0.1", 0))
