@@ -136,7 +136,7 @@ class ChatServer:
         """Receive and handle datagrams until ``stop()``; closes the socket on return."""
 
     def stop(self) -> None:
-        """Ask ``serve()`` to return (within 0.1 s). Idempotent."""
+        """Ask ``serve()`` to return at once. Idempotent."""
 
     def stats(self) -> dict[str, Any]: ...
     def clients(self) -> dict[_Address, float]: ...

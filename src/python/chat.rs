@@ -155,7 +155,7 @@ impl PyChatServer {
         py.detach(|| self.inner.serve()).map_err(os_error)
     }
 
-    /// Asks `serve()` to return (within 0.1 s).
+    /// Asks `serve()` to return at once.
     fn stop(&self, py: Python<'_>) {
         py.detach(|| self.inner.stop());
     }
