@@ -1,4 +1,4 @@
-//! The native ceiling of the chat benchmark (benches/run.py): the least a chat server can do.
+//! The native baseline of the chat benchmark (benches/run.py): the least a chat server can do.
 //!
 //! It binds 127.0.0.1 on a free port and prints `PORT <n>` as its first line. Every new source
 //! address is recorded for good (no expiry, no `quit`); a heartbeat (`HB`, optionally followed by
