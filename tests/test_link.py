@@ -344,6 +344,11 @@ def test_ipv6(target: Target) -> None:
         ({"seed": -1}, ValueError, "seed must be at least 0"),
         ({"seed": "x"}, TypeError, "seed must be an int"),
         ({"max_clients": 0}, ValueError, "max_clients must be at least 1"),
+        # past a day: refused here, before the core would overflow an Instant or a Duration
+        ({"delay": 1e300}, ValueError, r"delay must be .* at most 86400 \(a day\)"),
+        ({"jitter": (0.0, 1e19)}, ValueError, r"jitter \(down\) must be .* at most 86400"),
+        ({"idle": 1e19}, ValueError, "idle must be .* at most 86400"),
+        ({"rate": 1e-300}, ValueError, r"rate must be a positive number .*\(at least 1\)"),
     ],
 )
 def test_bad_options_name_the_option(kwargs: dict[str, Any], error: type, match: str) -> None:

@@ -217,14 +217,16 @@ def _capture_target(value: object) -> CaptureTarget | None:
                     f"not {type(value).__name__}")
 
 
-def _serve(core: _core.ChatServer, stopped: threading.Event) -> None:
+def _serve(core: _core.ChatServer | _core.Link, stopped: threading.Event,
+           logger: logging.Logger, what: str) -> None:
+    """Run ``core.serve()`` on this thread (a server's or a link's); an error is logged."""
     try:
         core.serve()
     except Exception:
         # stop() right after start() can free the port before this thread first runs; then
         # serve() finds no socket, which is no error.
         if not stopped.is_set():
-            log.exception("chat server stopped with an error")
+            logger.exception("%s stopped with an error", what)
 
 
 def _dispatch(
@@ -459,7 +461,8 @@ class ChatS(_Background[_core.ChatServer]):
             core = _core.ChatServer(self._ip, self._port, self._inval, notify=notify,
                                     **self._options)
             stopped = self._stopped = threading.Event()
-            threads = [threading.Thread(target=_serve, args=(core, stopped), name="servicer")]
+            threads = [threading.Thread(target=_serve, args=(core, stopped, log, "chat server"),
+                                        name="servicer")]
             if notify:
                 threads.append(threading.Thread(
                     target=_dispatch, args=(core, stopped, *self._callbacks), name="callbacks"))

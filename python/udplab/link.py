@@ -17,7 +17,7 @@ from typing import Any, TypeVar, Union
 
 from . import _core
 from ._logging import refresh_logging
-from .chat import DEFAULT_CAPTURE_LIMIT, Address, CaptureTarget, _Background, _count
+from .chat import DEFAULT_CAPTURE_LIMIT, Address, CaptureTarget, _Background, _count, _serve
 
 __all__ = ["GEModel", "Link"]
 
@@ -79,10 +79,17 @@ def _loss(name: str, value: object) -> float | tuple[float, float, float, float]
     return _probability(name, value)
 
 
+#: The longest ``delay``, ``jitter`` and ``idle``, in seconds (the core's ``MAX_DELAY``).
+MAX_DELAY = 86_400.0
+#: The slowest ``rate``, bytes per second (the core's ``MIN_RATE``).
+MIN_RATE = 1.0
+
+
 def _seconds(name: str, value: object) -> float:
     s = _number(name, value, "a number of seconds")
-    if not (math.isfinite(s) and s >= 0):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    if not (math.isfinite(s) and 0 <= s <= MAX_DELAY):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 and at most "
+                         f"{MAX_DELAY:g} (a day), got {value!r}")
     return s
 
 
@@ -90,8 +97,9 @@ def _rate(name: str, value: object) -> float | None:
     if value is None:
         return None
     r = _number(name, value, "a number of bytes per second, or None for no limit")
-    if not (math.isfinite(r) and r > 0):
-        raise ValueError(f"{name} must be a positive number of bytes per second, got {value!r}")
+    if not (math.isfinite(r) and r >= MIN_RATE):
+        raise ValueError(f"{name} must be a positive number of bytes per second (at least "
+                         f"{MIN_RATE:g}), got {value!r}")
     return r
 
 
@@ -115,15 +123,6 @@ def _address(name: str, value: object) -> tuple[Any, ...]:
         raise TypeError(f"{name} must be an address tuple such as ('127.0.0.1', 9999), "
                         f"not {type(value).__name__}")
     return value
-
-
-def _serve(core: _core.Link, stopped: threading.Event) -> None:
-    try:
-        core.serve()
-    except Exception:
-        # stop() right after start() can free the port before this thread first runs.
-        if not stopped.is_set():
-            log.exception("link stopped with an error")
 
 
 class Link(_Background[_core.Link]):
@@ -226,7 +225,7 @@ class Link(_Background[_core.Link]):
             core = _core.Link(self.target, self._listen, *self._lanes, seed=self.seed,
                               **self._options)
             stopped = self._stopped = threading.Event()
-            thread = threading.Thread(target=_serve, args=(core, stopped), name="link")
+            thread = threading.Thread(target=_serve, args=(core, stopped, log, "link"), name="link")
             self._launch(core, [thread])
 
     def stop(self) -> None:

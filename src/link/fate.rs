@@ -115,6 +115,12 @@ pub struct Impairment {
 
 /// netem's default queue length.
 pub const DEFAULT_LIMIT: usize = 1000;
+/// The longest `delay`, `jitter` (and a link's `idle`): a day. Longer is a mistake, and it keeps
+/// every release time far inside what `Instant` can hold.
+pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
+/// The slowest `rate`, bytes per second: one datagram's time on the wire then stays within a
+/// day as well (65,535 s at most).
+pub const MIN_RATE: f64 = 1.0;
 
 impl Default for Impairment {
     /// A perfect link: nothing lost, delayed or limited.
@@ -161,9 +167,19 @@ impl Impairment {
             }
         }
         if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
+            if !(rate.is_finite() && rate >= MIN_RATE) {
                 return Err(ImpairmentError(format!(
-                    "rate must be a positive number of bytes per second, got {rate}"
+                    "rate must be a positive number of bytes per second (at least {MIN_RATE}), \
+                     got {rate}"
+                )));
+            }
+        }
+        for (name, d) in [("delay", self.delay), ("jitter", self.jitter)] {
+            if d > MAX_DELAY {
+                return Err(ImpairmentError(format!(
+                    "{name} must be at most {} seconds (a day), got {}",
+                    MAX_DELAY.as_secs(),
+                    d.as_secs_f64()
                 )));
             }
         }

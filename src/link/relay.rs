@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
-use super::fate::{Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome};
+use super::fate::{
+    Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome, MAX_DELAY,
+};
 use super::DEFAULT_EVENTS;
 use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
 use crate::server::{wall_time, RateLimit, DEFAULT_RCVBUF};
@@ -71,8 +73,11 @@ impl LinkConfig {
         if self.max_clients == 0 {
             return Err(ImpairmentError("max_clients must be at least 1".into()));
         }
-        if self.idle.is_zero() {
-            return Err(ImpairmentError("idle must be positive".into()));
+        if self.idle.is_zero() || self.idle > MAX_DELAY {
+            return Err(ImpairmentError(format!(
+                "idle must be positive and at most {} seconds (a day)",
+                MAX_DELAY.as_secs()
+            )));
         }
         Ok(())
     }

@@ -284,6 +284,34 @@ fn directions_and_seeds_draw_different_numbers() {
 }
 
 #[test]
+fn delays_past_a_day_and_rates_below_one_byte_are_refused() {
+    let bad = |imp: Impairment| imp.validate().unwrap_err().0;
+    let day = super::MAX_DELAY;
+    assert!(Impairment {
+        delay: day,
+        jitter: day,
+        ..imp()
+    }
+    .validate()
+    .is_ok());
+    assert!(bad(Impairment {
+        delay: day + Duration::from_secs(1),
+        ..imp()
+    })
+    .starts_with("delay must be at most 86400"));
+    assert!(bad(Impairment {
+        jitter: Duration::from_secs(u64::MAX),
+        ..imp()
+    })
+    .starts_with("jitter must be at most"));
+    assert!(bad(Impairment {
+        rate: Some(1e-300),
+        ..imp()
+    })
+    .starts_with("rate must be a positive number"));
+}
+
+#[test]
 fn validation_names_the_option() {
     let bad = |imp: Impairment| imp.validate().unwrap_err().0;
     assert!(bad(Impairment {
