@@ -8,7 +8,9 @@
 //! 1. forwarding rate: one sender blasts 32-byte datagrams through the relay to a sink for
 //!    `--seconds`; the rate is what the sink counted per second.
 //! 2. added latency: a client pings an echo server with 32 bytes, directly and through each
-//!    relay (both directions cross the relay); p50 and p99 of the round trip.
+//!    relay (both directions cross the relay): the link as configured by default, the link with
+//!    `spin` = 0 (sleeping in `poll(2)` whenever no datagram is ready) and the minimal relay;
+//!    p50, p90 and p99 of the round trip.
 //! 3. delay accuracy: 1000 datagrams/s through a `Relay` with delay = 20 ms; |arrival - send -
 //!    20 ms - the direct one-way time| at p50, p99 and max.
 //!
@@ -45,7 +47,10 @@ enum Contender {
 
 impl Contender {
     fn link(target: SocketAddr, imp: Impairment) -> Contender {
-        let config = LinkConfig::new(1).both(imp);
+        Contender::link_with(target, LinkConfig::new(1).both(imp))
+    }
+
+    fn link_with(target: SocketAddr, config: LinkConfig) -> Contender {
         let relay = Arc::new(Relay::bind(LO.parse().unwrap(), target, config).unwrap());
         let thread = relay.spawn().unwrap();
         Contender::Link(relay, thread)
@@ -254,6 +259,14 @@ fn main() {
     let seconds = arg("--seconds", 2.0);
     let link = |target| Contender::link(target, Impairment::default());
     let minimal = |target| Contender::minimal(target);
+    // The link with `spin` = 0: it sleeps in poll(2) between any two datagrams.
+    let asleep = |target| {
+        let config = LinkConfig {
+            spin: Duration::ZERO,
+            ..LinkConfig::new(1)
+        };
+        Contender::link_with(target, config)
+    };
 
     println!("## forwarding rate, 32-byte datagrams, one stream ({reps} reps of {seconds} s, interleaved)");
     let (mut l, mut m) = (Vec::new(), Vec::new());
@@ -271,13 +284,18 @@ fn main() {
     println!("## round trip through an echo server, µs ({reps} reps of 2000 pings, interleaved)");
     let stop = Arc::new(AtomicBool::new(false));
     let (server, echo_thread) = echo(stop.clone());
-    let mut rows: Vec<(&str, Vec<f64>)> =
-        vec![("direct", vec![]), ("link", vec![]), ("minimal", vec![])];
+    let mut rows: Vec<(&str, Vec<f64>)> = vec![
+        ("direct", vec![]),
+        ("link", vec![]),
+        ("link spin=0", vec![]),
+        ("minimal", vec![]),
+    ];
     for _ in 0..reps {
         rows[0].1.extend(round_trips(server, 2000));
         for (k, make) in [
             (1, &link as &dyn Fn(SocketAddr) -> Contender),
-            (2, &minimal),
+            (2, &asleep),
+            (3, &minimal),
         ] {
             let relay = make(server);
             rows[k].1.extend(round_trips(relay.addr(), 2000));
@@ -295,9 +313,10 @@ fn main() {
         p50.push(a);
     }
     println!(
-        "added p50 round trip: link {:.1} µs (two crossings), minimal {:.1} µs",
+        "added p50 round trip (two crossings): link {:.1} µs, link spin=0 {:.1} µs, minimal {:.1} µs",
         p50[1] - p50[0],
-        p50[2] - p50[0]
+        p50[2] - p50[0],
+        p50[3] - p50[0]
     );
 
     let one_way = p50[0] / 2.0;

@@ -127,6 +127,28 @@ def test_perfect_link_round_trip(echo: Target) -> None:
     assert s["mapped"] == 1
 
 
+def test_spin_polls_after_each_datagram_and_zero_sleeps(echo: Target) -> None:
+    """With ``spin`` the link's thread keeps polling after each datagram (CPU spent while the
+    client pauses); with ``spin=0`` it sleeps between datagrams. Both relay every ping."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    spent = {}
+    for spin in (0.05, 0):  # 50 ms of polling per datagram, then none
+        with udplab.Link(echo.addr, seed=1, spin=spin) as link:
+            c = client()
+            before = cpu()
+            for i in range(20):  # paced: polling after each burns most of the ~0.2 s
+                c.sendto(b"%d" % i, link.addr)
+                assert c.recv(100) == b"%d" % i
+                time.sleep(0.01)
+            spent[spin] = cpu() - before
+    assert spent[0.05] > 2 * spent[0], spent
+
+
 def test_loss_drops_about_the_asked_share_and_stats_add_up(target: Target) -> None:
     with udplab.Link(target.addr, loss=0.25, seed=3) as link:
         send_numbered(link, 2000)
@@ -349,6 +371,9 @@ def test_ipv6(target: Target) -> None:
         ({"jitter": (0.0, 1e19)}, ValueError, r"jitter \(down\) must be .* at most 86400"),
         ({"idle": 1e19}, ValueError, "idle must be .* at most 86400"),
         ({"rate": 1e-300}, ValueError, r"rate must be a positive number .*\(at least 1\)"),
+        ({"spin": 2}, ValueError, "spin must be at most 1 second, got 2"),
+        ({"spin": -0.1}, ValueError, "spin must be a positive, finite number of seconds"),
+        ({"spin": "0"}, TypeError, "spin must be a number of seconds, not str"),
     ],
 )
 def test_bad_options_name_the_option(kwargs: dict[str, Any], error: type, match: str) -> None:

@@ -201,6 +201,7 @@ class Link:
         max_clients: int,
         idle: float,
         history: int,
+        spin: float,
     ) -> Self: ...
     @property
     def addr(self) -> _Address: ...

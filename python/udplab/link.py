@@ -17,7 +17,15 @@ from typing import Any, TypeVar, Union
 
 from . import _core
 from ._logging import refresh_logging
-from .chat import DEFAULT_CAPTURE_LIMIT, Address, CaptureTarget, _Background, _count, _serve
+from .chat import (
+    DEFAULT_CAPTURE_LIMIT,
+    Address,
+    CaptureTarget,
+    _Background,
+    _count,
+    _serve,
+    _spin,
+)
 
 __all__ = ["GEModel", "Link"]
 
@@ -144,10 +152,14 @@ class Link(_Background[_core.Link]):
     whatever the timing; ``None`` picks one (``link.seed``, logged at start). ``listen``: the
     address to listen on. ``max_clients``: client addresses mapped at once (more are refused);
     ``idle``: seconds after which a silent client's mapping is forgotten; ``history``: events
-    kept for :meth:`events`; ``capture``, ``capture_limit``: as for ``ChatS``, recording both
-    sides (what came in from a client, and what went on towards the target and back: a
-    datagram the link lost appears once, on the way in); ``daemon``: as for ``ChatS`` (a
-    running non-daemon link keeps a script serving after its last line until Ctrl-C).
+    kept for :meth:`events`; ``spin``: seconds to keep polling after each datagram before
+    sleeping, so that a reply or the next datagram is relayed without waiting for the thread
+    to wake up (on an idle machine, waking up is most of the latency a crossing adds), for at
+    most that much CPU per datagram; 0 turns it off; ``capture``, ``capture_limit``: as for
+    ``ChatS``, recording both sides (what came in from a client, and what went on towards the
+    target and back: a datagram the link lost appears once, on the way in); ``daemon``: as for
+    ``ChatS`` (a running non-daemon link keeps a script serving after its last line until
+    Ctrl-C).
 
     What happens to each datagram, in this order: from a new client while ``max_clients`` are
     mapped, it is refused; else it may be lost; a survivor may be duplicated; each copy may
@@ -179,6 +191,7 @@ class Link(_Background[_core.Link]):
         max_clients: int = 1024,
         idle: float = 60.0,
         history: int = 10_000,
+        spin: float = 0.0002,
         capture: CaptureTarget | None = None,
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         daemon: bool = False,
@@ -212,6 +225,7 @@ class Link(_Background[_core.Link]):
             max_clients=_count("max_clients", max_clients, 1),
             idle=_seconds("idle", idle),
             history=_count("history", history, 0),
+            spin=_spin(spin),
         )
         if self._options["idle"] == 0:
             raise ValueError("idle must be positive")

@@ -111,7 +111,7 @@ struct PyLink {
 #[pymethods]
 impl PyLink {
     #[new]
-    #[pyo3(signature = (target, listen, up, down, *, seed, max_clients, idle, history))]
+    #[pyo3(signature = (target, listen, up, down, *, seed, max_clients, idle, history, spin))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -123,6 +123,7 @@ impl PyLink {
         max_clients: usize,
         idle: f64,
         history: usize,
+        spin: f64,
     ) -> PyResult<Self> {
         let target: SocketAddr = address(target, family_of(target), "Link")?;
         if target.port() == 0 {
@@ -138,6 +139,7 @@ impl PyLink {
             max_clients,
             idle: duration("idle", idle)?,
             history,
+            spin: duration("spin", spin)?,
         };
         config
             .validate()

@@ -169,3 +169,15 @@ fn validation_names_the_direction() {
             && err.to_string().ends_with("(down)")
     );
 }
+
+#[test]
+fn spin_longer_than_a_second_is_refused() {
+    let mut config = LinkConfig::new(1);
+    config.spin = Duration::from_millis(1001);
+    assert_eq!(
+        config.validate().unwrap_err().0,
+        "spin must be at most 1 second"
+    );
+    config.spin = Duration::ZERO;
+    assert!(config.validate().is_ok());
+}
