@@ -59,7 +59,7 @@ def no_chat_object_left_running() -> Iterator[None]:
     """A test must stop what it started: a running (non-daemon) object would keep pytest
     serving at exit, as it keeps a script serving."""
     yield
-    left = list(udplab.chat._running)
+    left = list(udplab._background._running)
     for obj in left:
         obj.stop()
     assert not left, f"the test left these running: {left}"

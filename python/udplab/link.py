@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, Union
 
 from . import _core
-from ._logging import refresh_logging
-from .chat import (
+from ._background import (
     DEFAULT_CAPTURE_LIMIT,
     Address,
     CaptureTarget,
@@ -26,6 +25,7 @@ from .chat import (
     _serve,
     _spin,
 )
+from ._logging import refresh_logging
 
 __all__ = ["GEModel", "Link"]
 
