@@ -245,6 +245,29 @@ def test_bad_capture_options() -> None:
     assert not server.running
 
 
+def test_two_objects_cannot_write_one_capture_file(tmp_path: Path) -> None:
+    """A second writer would interleave its records into the first one's file: refused while
+    the first runs (the same path by another spelling, or the same file object), with nothing
+    left running; free again once the first stops."""
+    path = tmp_path / "chat.pcap"
+    with udplab.ChatS("127.0.0.1", 0, 3, capture=path) as server:
+        other = str(tmp_path / "sub" / ".." / "chat.pcap")
+        (tmp_path / "sub").mkdir()
+        client = udplab.ChatC("127.0.0.1", server.addr[1], capture=other)
+        with pytest.raises(RuntimeError, match=r"capture: chat server on .* is writing to .*chat\.pcap"):
+            client.start()
+        assert not client.running
+    with udplab.ChatC("127.0.0.1", server.addr[1], interval=None, capture=path):
+        pass  # the server stopped, so the file is free
+    assert udplab.read_capture(path) is not None
+    sink = io.BytesIO()
+    with udplab.ChatS("127.0.0.1", 0, 3, capture=sink) as server:
+        link = udplab.Link(server.addr, capture=sink)
+        with pytest.raises(RuntimeError, match="is writing to this file object"):
+            link.start()
+        assert not link.running
+
+
 CRASHING = textwrap.dedent("""
     import sys, udplab
     server = udplab.ChatS("127.0.0.1", 0, 30, capture=sys.argv[1], daemon=True)

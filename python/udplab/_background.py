@@ -41,6 +41,9 @@ _changed = threading.Event()
 _exiting = threading.Event()
 #: Every object made in this process, so that a forked child can disown them.
 _made: weakref.WeakSet[_Background[Any]] = weakref.WeakSet()
+#: The capture files being written (a real path, or the id of a file object) and by whom:
+#: two writers would interleave their records into a file no reader can open.
+_writing: dict[tuple[str, object], _Background[Any]] = {}
 
 
 def _interactive() -> bool:
@@ -126,6 +129,7 @@ def _after_fork_in_child() -> None:
     # A lock or event held by a parent thread at the fork would never be released here.
     _registry_lock, _changed, _exiting = threading.Lock(), threading.Event(), threading.Event()
     _running.clear()
+    _writing.clear()
     for obj in list(_made):
         obj._disown()
 
@@ -268,10 +272,12 @@ class _Background(Generic[_CoreT]):
         """Start ``threads`` driving ``core``. Call with the lock held."""
         self._capture = None
         if self._capture_target is not None:
-            self._capture_used = True
             try:
+                self._claim_capture()
+                self._capture_used = True
                 capture = _core.Capture(self._capture_target, self._capture_limit)
             except BaseException:
+                self._release_capture()
                 core.stop()  # frees the port it bound
                 raise
             core.set_capture(capture)
@@ -306,6 +312,32 @@ class _Background(Generic[_CoreT]):
                 t.join()
         if self._capture is not None:
             self._capture.close()  # the last records written and flushed
+        self._release_capture()
+
+    def _capture_key(self) -> tuple[str, object]:
+        target = self._capture_target
+        if isinstance(target, (str, os.PathLike)):
+            return ("path", os.path.realpath(target))
+        return ("file", id(target))
+
+    def _claim_capture(self) -> None:
+        """Refuse a capture file that another running object writes to."""
+        key = self._capture_key()
+        with _registry_lock:
+            owner = _writing.get(key)
+            if owner is not None and owner is not self and owner.running:
+                where = key[1] if key[0] == "path" else "this file object"
+                raise RuntimeError(f"capture: {owner._describe()} is writing to {where}; "
+                                   "give each object a capture file of its own")
+            _writing[key] = self
+
+    def _release_capture(self) -> None:
+        if self._capture_target is None:
+            return
+        key = self._capture_key()
+        with _registry_lock:
+            if _writing.get(key) is self:
+                del _writing[key]
 
     def _fall_silent(self) -> None:
         """At interpreter exit, before the others stop: stop sending (see ``_stops_last``)."""
