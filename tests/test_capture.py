@@ -254,7 +254,8 @@ def test_two_objects_cannot_write_one_capture_file(tmp_path: Path) -> None:
         other = str(tmp_path / "sub" / ".." / "chat.pcap")
         (tmp_path / "sub").mkdir()
         client = udplab.ChatC("127.0.0.1", server.addr[1], capture=other)
-        with pytest.raises(RuntimeError, match=r"capture: chat server on .* is writing to .*chat\.pcap"):
+        writing = r"capture: chat server on .* is writing to .*chat\.pcap"
+        with pytest.raises(RuntimeError, match=writing):
             client.start()
         assert not client.running
     with udplab.ChatC("127.0.0.1", server.addr[1], interval=None, capture=path):
