@@ -9,6 +9,7 @@ import platform
 import signal
 import socket as stdlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -366,3 +367,76 @@ def test_broadcast_is_refused_with_a_reason(method: str) -> None:
             else:
                 s.connect(("<broadcast>", 9))
         assert info.value.errno == errno.EACCES  # what the stdlib raises without SO_BROADCAST
+
+
+# --- threads sharing one socket ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs os.sched_setaffinity")
+def test_threads_switching_the_mode_leave_a_blocking_receive_waiting_not_spinning() -> None:
+    """Two threads switch one socket between blocking and non-blocking calls; afterwards a
+    blocking receive with nothing to read must sleep in its wait, not spin.
+
+    Before e498f27 each call read a cached O_NONBLOCK mode, changed the descriptor's mode and
+    stored the new mode, with no lock. A thread preempted between its change and its store
+    recorded "blocking" while the other thread had meanwhile left the descriptor non-blocking:
+    every later blocking call trusted the cache, met EAGAIN at once and went round again, taking
+    the GIL on every pass. Here ``toggle`` alternates the two kinds of call in a loop and
+    ``interrupt``, woken by a timer on the same CPU, preempts it at an arbitrary point of that
+    loop (sometimes inside the window) and makes one call of each kind. On e498f27^ with CPython
+    3.11 this failed 10/10 runs (the spinning receive used its whole 5 ms in CPU time); the
+    descriptor was left inconsistent in about 6% of the rounds.
+    """
+    cpu = min(os.sched_getaffinity(0))
+    sink = stdlib.socket(stdlib.AF_INET, stdlib.SOCK_DGRAM)  # never read: full, it drops
+    sink.bind(("127.0.0.1", 0))
+    dest = sink.getsockname()
+    s = bound(udplab)
+    stop_at = time.monotonic() + 3  # bounds the test on a loaded machine
+    try:
+        for round_ in range(200):
+            done = threading.Event()
+            both = threading.Barrier(2)
+
+            def toggle() -> None:
+                os.sched_setaffinity(0, {cpu})  # this thread only
+                both.wait()
+                while not done.is_set():
+                    s.setblocking(False)
+                    s.sendto(b"", dest)
+                    s.setblocking(True)
+                    s.sendto(b"", dest)
+
+            def interrupt() -> None:
+                os.sched_setaffinity(0, {cpu})
+                both.wait()
+                try:
+                    # Not synchronisation: the wake-up from this timer is what preempts toggle
+                    # at an arbitrary point of its loop.
+                    time.sleep(0.0002)
+                    s.setblocking(True)
+                    s.sendto(b"", dest)
+                    s.setblocking(False)
+                    s.sendto(b"", dest)
+                    s.setblocking(True)
+                finally:
+                    done.set()
+
+            threads = [threading.Thread(target=f, daemon=True) for f in (toggle, interrupt)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(10)  # a bound for a hang, not a speed claim
+                assert not t.is_alive()
+            s.settimeout(0.005)
+            spent = time.thread_time()
+            with pytest.raises(TimeoutError):
+                s.recvfrom(1)
+            spent = time.thread_time() - spent
+            # Waiting costs next to no CPU time; spinning costs about the whole 5 ms.
+            assert spent < 0.0025, f"round {round_}: the receive spun for {spent * 1e3:.1f} ms"
+            if time.monotonic() > stop_at:
+                break
+    finally:
+        s.close()
+        sink.close()
