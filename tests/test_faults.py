@@ -346,8 +346,8 @@ time.sleep(0.2)  # every reader is blocked in Rust
 
 
 def test_daemon_threads_blocked_in_rust_during_a_slow_teardown_end_quietly() -> None:
-    # Python 3.13+ reports the finalizing interpreter, and PyO3's Python::attach panicked on
-    # it (once per blocked thread); older versions end such a thread inside attach.
+    # Every thread here has checked for signals at least once before the exit (the 0.2 s wait),
+    # so none panics on the old Python::attach either: the next test is the one that did.
     child = python(SLOW_TEARDOWN_CHILD)
     try:
         out, err = child.communicate(timeout=15)
@@ -356,6 +356,65 @@ def test_daemon_threads_blocked_in_rust_during_a_slow_teardown_end_quietly() -> 
     assert out == "teardown\n"  # the teardown really ran while the threads were blocked
     assert "panicked" not in err and "PanicException" not in err and "Fatal" not in err, err
     assert child.returncode == 0, err
+
+
+FIRST_CHECK_IN_TEARDOWN_CHILD = """
+import gc, os, threading, time, udplab
+
+
+class SlowTeardown:
+    # Collected by the interpreter's last garbage collection, after Py_IsInitialized() has
+    # turned false: it holds the teardown open 0.5 s, five of the reader's 0.1 s slices.
+    def __init__(self) -> None:
+        self.sleep, self.write = time.sleep, os.write  # module globals may be gone by then
+
+    def __del__(self) -> None:
+        self.write(1, b"teardown begins\\n")
+        self.sleep(0.5)
+        self.write(1, b"teardown ends\\n")
+
+
+sock = udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 0))
+reading = threading.Event()
+
+
+def read() -> None:
+    reading.set()
+    sock.recvfrom(100)  # no timeout: it checks for signals after each 0.1 s slice
+
+
+threading.Thread(target=read, daemon=True).start()
+reading.wait()
+gc.disable()  # the cycle lives until the interpreter's last collection
+slow = SlowTeardown()
+slow.cycle = slow
+del slow
+"""
+
+
+def test_a_daemon_threads_first_signal_check_during_the_teardown_ends_it_quietly() -> None:
+    """A daemon thread blocked in udplab whose first signal check falls in the interpreter's
+    teardown ends without a panic.
+
+    Before 915a267 ``blocking()`` checked for signals with ``Python::attach``. On a process's
+    first attach from a thread that released the GIL, PyO3 asserts once that the interpreter is
+    initialized, and ``Py_FinalizeEx`` clears that flag before it tears the modules down and
+    collects the last garbage. The script ends within the reader's first 0.1 s slice and an
+    object in a reference cycle keeps the teardown going 0.5 s, so the first check comes then:
+    on 915a267^ PyO3 panicked ("The Python interpreter is not initialized and the
+    `auto-initialize` feature is not enabled") with a backtrace, 10/10 runs on each of CPython
+    3.9, 3.10, 3.11, 3.12 and 3.13. (A thread that had checked once before the exit was ended
+    inside ``attach`` quietly, which is why the test above never failed.)
+    """
+    child = python(FIRST_CHECK_IN_TEARDOWN_CHILD)
+    try:
+        out, err = child.communicate(timeout=15)
+    finally:
+        child.kill()
+    assert out == "teardown begins\nteardown ends\n"  # the slow teardown really ran
+    assert "panicked" not in err and "PanicException" not in err and "Fatal" not in err, err
+    assert (child.returncode, err) == (0, "")
 
 
 LOG_HANDLER_CHILD = """
