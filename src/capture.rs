@@ -607,7 +607,7 @@ mod tests {
     struct Full;
     impl Write for Full {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            Err(io::Error::from(io::ErrorKind::StorageFull))
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use crate::endpoint::{Endpoint, Handler, Loop, Tap, Waker, TICK};
+use crate::platform::errno;
 use crate::proto::{BytesRepr, Words};
 use crate::socket::{closed_error, deadline, next_wait, Check};
 
@@ -317,7 +318,7 @@ impl ChatClient {
                     debug!("chat heartbeat to {}", self.server);
                     self.watched(|w, now| w.heartbeat_sent(now));
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => break,
+                Err(e) if e.raw_os_error() == Some(errno::EBADF) => break,
                 Err(e) => {
                     self.errors.fetch_add(1, Ordering::Relaxed);
                     debug!("chat heartbeat to {} failed: {e}", self.server);
@@ -504,9 +505,9 @@ fn meaning(e: &io::Error) -> String {
     if is_refusal(e) {
         return "connection refused: nothing listens on that port (is the server running?)".into();
     }
-    match e.raw_os_error() {
-        Some(libc::EHOSTUNREACH) => "no route to that host".into(),
-        Some(libc::ENETUNREACH) => "that network is unreachable".into(),
+    match e.kind() {
+        io::ErrorKind::HostUnreachable => "no route to that host".into(),
+        io::ErrorKind::NetworkUnreachable => "that network is unreachable".into(),
         _ => e.to_string(),
     }
 }
@@ -516,7 +517,7 @@ mod tests {
     use super::*;
 
     fn refused() -> io::Error {
-        io::Error::from_raw_os_error(libc::ECONNREFUSED)
+        io::Error::from(io::ErrorKind::ConnectionRefused)
     }
 
     #[test]
@@ -629,9 +630,9 @@ mod tests {
 
     #[test]
     fn other_errors_keep_their_own_words() {
-        let e = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
+        let e = io::Error::from(io::ErrorKind::HostUnreachable);
         assert_eq!(meaning(&e), "no route to that host");
-        let e = io::Error::from_raw_os_error(libc::EPERM);
-        assert!(meaning(&e).contains("not permitted"), "{}", meaning(&e));
+        let e = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert_eq!(meaning(&e), e.to_string());
     }
 }

@@ -5,15 +5,17 @@
 //!   passes one place, where an optional [`Tap`] sees it (for captures); without a tap that
 //!   costs one branch. Sends block while the kernel's send buffer is full, at most
 //!   [`SEND_WAIT`] per call (a slow link slows the sender down instead of losing datagrams);
-//!   receives never block ([`Endpoint::try_recv_from`], `MSG_DONTWAIT`), so the socket stays
-//!   blocking for sends while the loop polls it.
-//! - A [`Loop`] waits on one or more endpoints at once with `poll(2)` and hands every datagram
-//!   to a [`Handler`], which owns the endpoints and everything else. The handler also names the
+//!   receives never block ([`Endpoint::try_recv_from`]).
+//! - A [`Loop`] waits on one or more endpoints at once and hands every datagram to a
+//!   [`Handler`], which owns the endpoints and everything else. The handler also names the
 //!   loop's next deadline ([`Handler::deadline`], for timers such as expiry or a delay queue)
 //!   and may ask the loop to keep polling without sleeping for a while
 //!   ([`Handler::busy_until`]). A loop sleeps at most [`TICK`] at a time.
 //! - A [`Waker`], taken from the loop before it runs and usable from any thread, stops it
 //!   ([`Waker::stop`]) or wakes it to look at its deadline again ([`Waker::wake`]) at once.
+//!
+//! How it waits differs per system (on Linux and macOS with `poll(2)`, elsewhere by rounds of
+//! receives with a backoff of up to 1 ms): see [`platform`](crate::platform).
 //!
 //! Rules the loop keeps: a signal interrupting a wait (`EINTR`) is retried; a socket shut down
 //! while nobody asked the loop to stop (by another thread, or by a forked child sharing it:
@@ -76,15 +78,15 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::os::fd::AsFd;
-use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::net::RecvFlags;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::platform::{self, Notifier, Waiter};
 
 /// The longest a [`Loop`] sleeps without looking at its deadline and stop flag again.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -93,9 +95,6 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const SEND_WAIT: Duration = Duration::from_millis(500);
 /// A buffer this long holds any UDP datagram whole.
 pub const MAX_DATAGRAM: usize = 65_536;
-/// What `poll` reports for a shut-down socket: `POLLRDHUP` once its receiving side is shut
-/// down, `POLLHUP` once both sides are.
-const HANG_UP: PollFlags = PollFlags::RDHUP.union(PollFlags::HUP);
 /// Datagrams taken from one ready socket before the loop looks at the others and its deadline.
 const BURST: usize = 64;
 
@@ -154,7 +153,7 @@ pub fn shut_down_error() -> io::Error {
     )
 }
 
-/// One UDP socket, blocking for sends (at most [`SEND_WAIT`] per call) and polled for
+/// One UDP socket, waiting for sends (at most [`SEND_WAIT`] per call) and never for
 /// receives. IPv4 peers of a dual-stack IPv6 socket appear as IPv4 addresses (`127.0.0.1`, not
 /// `::ffff:127.0.0.1`), and IPv4 destinations are mapped back when sending.
 pub struct Endpoint {
@@ -201,10 +200,10 @@ impl Endpoint {
         Endpoint::from_std(socket.into())
     }
 
-    /// Takes over a bound socket (made blocking, with the [`SEND_WAIT`] send timeout).
+    /// Takes over a bound socket (made blocking with the [`SEND_WAIT`] send timeout on the
+    /// Unix path, non-blocking on the portable one: see [`platform`](crate::platform)).
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Endpoint> {
-        socket.set_nonblocking(false)?;
-        socket.set_write_timeout(Some(SEND_WAIT))?;
+        platform::prepare_endpoint(&socket)?;
         let local = canonical(socket.local_addr()?);
         Ok(Endpoint {
             socket,
@@ -250,7 +249,7 @@ impl Endpoint {
         // The time is taken before the send: a reply can be received (and tapped, with its
         // time) before this thread runs again.
         let at = self.tap.as_ref().map(|_| SystemTime::now());
-        let n = self.socket.send_to(payload, self.wire_addr(to))?;
+        let n = platform::send_to(&self.socket, payload, self.wire_addr(to), true)?;
         if let Some(at) = at {
             self.tap_sent_at(payload, to, at);
         }
@@ -260,7 +259,7 @@ impl Endpoint {
     /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected).
     pub fn send(&self, payload: &[u8]) -> io::Result<usize> {
         let at = self.tap.as_ref().map(|_| SystemTime::now()); // as in send_to
-        let n = self.socket.send(payload)?;
+        let n = platform::send(&self.socket, payload)?;
         if let Some(at) = at {
             if let Ok(peer) = self.peer_addr() {
                 self.tap_sent_at(payload, peer, at);
@@ -290,24 +289,18 @@ impl Endpoint {
         }
     }
 
-    /// Receives one datagram if one is queued, without waiting (`MSG_DONTWAIT`): `Ok(None)`
-    /// when there is none. A datagram longer than `buf` is truncated. A receive without a
-    /// sender (the socket was shut down) is [`shut_down_error`].
+    /// Receives one datagram if one is queued, without waiting: `Ok(None)` when there is
+    /// none. A datagram longer than `buf` is truncated (Windows fails with `WSAEMSGSIZE`
+    /// instead). A receive without a sender (the socket was shut down) is [`shut_down_error`].
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
         #[cfg(test)]
         if let Some(e) = self.injected.lock().unwrap().pop_front() {
             return Err(e);
         }
-        let (n, _, from) = match rustix::net::recvfrom(&self.socket, &mut *buf, RecvFlags::DONTWAIT)
-        {
-            Ok(received) => received,
-            Err(e) if e == rustix::io::Errno::AGAIN => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some((n, from)) = platform::recv_now(&self.socket, buf)? else {
+            return Ok(None);
         };
-        let from = from
-            .and_then(|a| SocketAddr::try_from(a).ok())
-            .map(canonical)
-            .ok_or_else(shut_down_error)?;
+        let from = from.map(canonical).ok_or_else(shut_down_error)?;
         if let Some(tap) = &self.tap {
             tap.datagram(&Datagram {
                 direction: Direction::In,
@@ -379,9 +372,7 @@ pub trait Handler {
 
 struct Shared {
     stop: AtomicBool,
-    /// The sending end of the wake-up socket pair; closed by `stop`, so a stopped loop holds
-    /// no descriptor once it has returned.
-    tx: Mutex<Option<UnixDatagram>>,
+    notifier: Notifier,
 }
 
 /// Stops or wakes a [`Loop`] from any thread. Cheap to clone.
@@ -400,18 +391,12 @@ impl Waker {
     /// Makes [`Loop::run`] return `Ok` at once (or as soon as it runs). Idempotent.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
-        let tx = self.0.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = tx {
-            let _ = tx.send(&[1]);
-        }
+        self.0.notifier.close();
     }
 
     /// Makes the loop look at its handler's deadline again at once.
     pub fn wake(&self) {
-        if let Some(tx) = self.0.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            // A full wake-up queue already holds a wake-up: nothing is lost by failing here.
-            let _ = tx.send(&[1]);
-        }
+        self.0.notifier.notify();
     }
 
     /// Whether [`stop`](Self::stop) was called.
@@ -423,7 +408,7 @@ impl Waker {
 /// Receives on a [`Handler`]'s endpoints until stopped; see the module documentation.
 pub struct Loop {
     shared: Arc<Shared>,
-    rx: UnixDatagram,
+    waiter: Waiter,
     buf: Vec<u8>,
     ready: Vec<usize>,
 }
@@ -437,15 +422,13 @@ impl fmt::Debug for Loop {
 impl Loop {
     /// A loop with a receive buffer of [`MAX_DATAGRAM`] bytes.
     pub fn new() -> io::Result<Loop> {
-        let (tx, rx) = UnixDatagram::pair()?;
-        tx.set_nonblocking(true)?;
-        rx.set_nonblocking(true)?;
+        let (waiter, notifier) = platform::waker_pair()?;
         Ok(Loop {
             shared: Arc::new(Shared {
                 stop: AtomicBool::new(false),
-                tx: Mutex::new(Some(tx)),
+                notifier,
             }),
-            rx,
+            waiter,
             buf: vec![0u8; MAX_DATAGRAM],
             ready: Vec::new(),
         })
@@ -463,6 +446,8 @@ impl Loop {
     /// Receives and dispatches until [`Waker::stop`]: `Ok` then, or the first error that ends
     /// it (a failed `poll`, an error [`Handler::recv_error`] returns, [`shut_down_error`]).
     pub fn run<H: Handler + ?Sized>(&mut self, handler: &mut H) -> io::Result<()> {
+        // Whether the last round received nothing (the portable path then sleeps a little).
+        let mut idle = false;
         loop {
             if self.stopped() {
                 return Ok(());
@@ -479,12 +464,15 @@ impl Loop {
             } else {
                 deadline.map_or(TICK, |d| (d - now).min(TICK))
             };
-            if !self.wait(handler, wait)? {
+            if !self.wait(handler, wait, idle)? {
                 return Ok(());
             }
+            idle = true;
             for i in 0..self.ready.len() {
                 let index = self.ready[i];
-                self.drain(handler, index)?;
+                if self.drain(handler, index)? {
+                    idle = false;
+                }
                 if self.stopped() {
                     return Ok(());
                 }
@@ -492,71 +480,47 @@ impl Loop {
         }
     }
 
-    /// Polls the endpoints and the wake-up socket for up to `wait`, leaving the indexes of the
-    /// readable endpoints in `self.ready`; false when stopped.
-    fn wait<H: Handler + ?Sized>(&mut self, handler: &H, wait: Duration) -> io::Result<bool> {
-        self.ready.clear();
-        let endpoints = handler.endpoints();
-        let mut fds = Vec::with_capacity(endpoints.len() + 1);
-        fds.push(PollFd::new(&self.rx, PollFlags::IN));
-        fds.extend(
-            endpoints
-                .iter()
-                .map(|e| PollFd::from_borrowed_fd(e.socket.as_fd(), PollFlags::IN | HANG_UP)),
-        );
-        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
-            tv_sec: TICK.as_secs() as _,
-            tv_nsec: 0,
-        });
-        match poll(&mut fds, Some(&timeout)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(true),
-            Err(e) => return Err(e.into()),
+    /// Waits up to `wait` for a datagram on the endpoints or a wake-up (see
+    /// [`platform`](crate::platform)), leaving the indexes of the endpoints to receive from in
+    /// `self.ready`; false when stopped.
+    fn wait<H: Handler + ?Sized>(
+        &mut self,
+        handler: &H,
+        wait: Duration,
+        idle: bool,
+    ) -> io::Result<bool> {
+        let sockets = handler.endpoints().iter().map(Endpoint::socket);
+        let woke = self.waiter.wait(sockets, wait, &mut self.ready, idle)?;
+        if (woke.notified || woke.hung_up) && self.stopped() {
+            return Ok(false);
         }
-        if !fds[0].revents().is_empty() {
-            // Empty the wake-up queue; the flag says whether it was a stop.
-            while self.rx.recv(&mut [0u8; 8]).is_ok() {}
-            if self.stopped() {
-                return Ok(false);
-            }
-        }
-        for (i, fd) in fds[1..].iter().enumerate() {
-            let events = fd.revents();
-            if events.intersects(HANG_UP) {
-                // Shut down (a receive without waiting then says "nothing yet" for ever).
-                drop(fds);
-                return if self.stopped() {
-                    Ok(false)
-                } else {
-                    Err(shut_down_error())
-                };
-            }
-            if !events.is_empty() {
-                self.ready.push(i);
-            }
+        if woke.hung_up {
+            // Shut down (a receive without waiting then says "nothing yet" for ever).
+            return Err(shut_down_error());
         }
         Ok(true)
     }
 
-    /// Takes up to [`BURST`] datagrams from one endpoint.
-    fn drain<H: Handler + ?Sized>(&mut self, handler: &mut H, index: usize) -> io::Result<()> {
-        for _ in 0..BURST {
+    /// Takes up to [`BURST`] datagrams from one endpoint; true if it received anything (a
+    /// datagram or an error).
+    fn drain<H: Handler + ?Sized>(&mut self, handler: &mut H, index: usize) -> io::Result<bool> {
+        for burst in 0..BURST {
             let Some(endpoint) = handler.endpoints().get(index) else {
-                return Ok(());
+                return Ok(burst > 0);
             };
             match endpoint.try_recv_from(&mut self.buf) {
                 Ok(Some((n, from))) => {
                     handler.datagram(index, &self.buf[..n], from, Instant::now())
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(burst > 0),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A shut-down socket during stop is how the stop was asked for elsewhere.
-                Err(_) if self.stopped() => return Ok(()),
+                Err(_) if self.stopped() => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Err(e),
                 Err(e) => handler.recv_error(index, e, Instant::now())?,
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -652,6 +616,9 @@ mod tests {
         assert!(waker.is_stopped());
     }
 
+    /// The Unix path sees the hang-up; the portable one cannot on Linux (a non-blocking
+    /// receive on a shut-down socket says "nothing yet"), see [`crate::platform`].
+    #[cfg(all(unix, not(feature = "portable")))]
     #[test]
     fn a_shutdown_without_stop_ends_the_loop_with_an_error() {
         let e = local();
@@ -659,6 +626,21 @@ mod tests {
         socket2::SockRef::from(&other)
             .shutdown(std::net::Shutdown::Both)
             .ok();
+        let mut l = Loop::new().unwrap();
+        let mut h = counter(vec![e], usize::MAX, &l);
+        let err = l.run(&mut h).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+        assert!(h.got.is_empty());
+    }
+
+    #[test]
+    fn a_receive_without_a_sender_ends_the_loop_with_an_error() {
+        // What a receive says where the system reports a shutdown to it (see the platform
+        // module), injected ahead of a real datagram: that datagram is not taken for data.
+        let e = local();
+        e.inject_recv_error(shut_down_error());
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"late", e.local_addr()).unwrap();
         let mut l = Loop::new().unwrap();
         let mut h = counter(vec![e], usize::MAX, &l);
         let err = l.run(&mut h).unwrap_err();

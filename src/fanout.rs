@@ -2,11 +2,13 @@
 //!
 //! Each delivery is one datagram through the kernel's send path, and on loopback also through
 //! the receiver's queue and wake-up; that is nearly all of a broadcast's cost. Two Linux fast
-//! paths trim the sender's part (gains measured in BENCHMARKS.md), each with a safe fallback:
+//! paths trim the sender's part (gains measured in BENCHMARKS.md), each with a safe fallback
+//! (the calls themselves are in [`platform`](crate::platform); elsewhere, and on the portable
+//! path, broadcasts go out one `send_to` per client, as the system sends them):
 //!
 //! - `sendmmsg(2)` batches save the per-call overhead (syscall entry, file lookup): +5-8%
-//!   deliveries/s at 100-1000 clients. Through nix's safe wrapper; where the kernel lacks it,
-//!   [`SocketFanout`] falls back to one `send_to` per client for good.
+//!   deliveries/s at 100-1000 clients. Through rustix's safe wrapper; where the kernel lacks
+//!   it, [`SocketFanout`] falls back to one `send_to` per client for good.
 //! - On IPv4 the socket asks for "don't fragment" (`IP_PMTUDISC_DO`). A datagram that may not
 //!   be fragmented needs no IP identification number (it goes out as 0), which otherwise the
 //!   kernel draws from a shared, hashed counter for every datagram (`__ip_select_ident`, ~4%
@@ -22,6 +24,7 @@ use std::net::SocketAddr;
 use log::debug;
 
 use crate::endpoint::Endpoint;
+use crate::platform::{self, errno, Batch};
 
 /// Delivers one payload to many addresses.
 pub trait Fanout {
@@ -62,8 +65,8 @@ const BATCH: usize = 64;
 /// The reusable state of broadcasts through an [`Endpoint`]: batch buffers and whether DF is
 /// asked for. [`on`](Self::on) pairs it with its endpoint as a [`Fanout`].
 pub struct SocketFanout {
-    #[cfg(target_os = "linux")]
-    batch: Option<mmsg::Batch>,
+    /// `sendmmsg`'s buffers, where the system has it.
+    batch: Option<Batch>,
     fragments: Fragments,
 }
 
@@ -77,8 +80,7 @@ impl SocketFanout {
     /// Broadcasts through `endpoint`, in batches and unfragmented where the system allows.
     pub fn new(endpoint: &Endpoint) -> SocketFanout {
         SocketFanout {
-            #[cfg(target_os = "linux")]
-            batch: Some(mmsg::Batch::new()),
+            batch: Batch::new(BATCH),
             fragments: Fragments::forbid(endpoint.socket()),
         }
     }
@@ -111,10 +113,9 @@ impl Fanout for OnEndpoint<'_> {
             stalled: false,
         };
         let mut sent = None;
-        #[cfg(target_os = "linux")]
         if to.len() > 1 {
             if let Some(batch) = state.batch.as_mut() {
-                match batch.send(&mut send, payload, to, failed) {
+                match send.batched(batch, payload, to, failed) {
                     Ok(n) => sent = Some(n),
                     Err(e) => {
                         debug!("sendmmsg unavailable ({e}); sending one datagram per call");
@@ -142,14 +143,6 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    fn flags(&self) -> libc::c_int {
-        if self.stalled {
-            libc::MSG_DONTWAIT
-        } else {
-            0
-        }
-    }
-
     fn note(&mut self, e: &io::Error) {
         if e.kind() == io::ErrorKind::WouldBlock {
             self.stalled = true;
@@ -164,11 +157,12 @@ impl Sender<'_> {
         addr: SocketAddr,
         failed: &mut dyn FnMut(SocketAddr, io::Error),
     ) -> bool {
-        let socket = socket2::SockRef::from(self.endpoint.socket());
-        let wire = self.endpoint.wire_addr(addr).into();
-        let result = match socket.send_to_with_flags(payload, &wire, self.flags()) {
-            Err(e) if self.fragments.allow_after(&e, self.endpoint.socket()) => {
-                socket.send_to_with_flags(payload, &wire, self.flags())
+        let socket = self.endpoint.socket();
+        let wire = self.endpoint.wire_addr(addr);
+        let wait = !self.stalled;
+        let result = match platform::send_to(socket, payload, wire, wait) {
+            Err(e) if self.fragments.allow_after(&e, socket) => {
+                platform::send_to(socket, payload, wire, wait)
             }
             other => other,
         };
@@ -186,9 +180,46 @@ impl Sender<'_> {
     }
 }
 
+impl Sender<'_> {
+    /// Sends to every address in `sendmmsg` batches, each one the kernel stops at alone; `Err`
+    /// only when the system has no `sendmmsg` at all.
+    fn batched(
+        &mut self,
+        batch: &mut Batch,
+        payload: &[u8],
+        to: &[SocketAddr],
+        failed: &mut dyn FnMut(SocketAddr, io::Error),
+    ) -> io::Result<u64> {
+        let endpoint = self.endpoint;
+        let mut sent = 0;
+        let mut next = 0;
+        while next < to.len() {
+            let chunk = &to[next..(next + BATCH).min(to.len())];
+            let wire = chunk.iter().map(|&a| endpoint.wire_addr(a));
+            let done = match batch.send(endpoint.socket(), payload, wire, !self.stalled) {
+                Ok(n) => n,
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => 0,
+            };
+            for &addr in &chunk[..done] {
+                endpoint.tap_sent(payload, addr);
+            }
+            sent += done as u64;
+            next += done;
+            if done < chunk.len() {
+                // The kernel stopped at a datagram it could not send and kept the reason to
+                // itself: send that one alone to learn it, then go on past it.
+                sent += u64::from(self.alone(payload, to[next], failed));
+                next += 1;
+            }
+        }
+        Ok(sent)
+    }
+}
+
 /// Whether the socket's IPv4 datagrams are sent with "don't fragment" (see the module docs).
 struct Fragments {
-    /// DF is asked for on this socket (Linux, IPv4, and the option was accepted).
+    /// DF is asked for on this socket (Linux's Unix path, IPv4, and the option was accepted).
     forbidden: bool,
     /// DF is lifted until [`restore`](Self::restore), for a datagram too large for its path.
     lifted: bool,
@@ -198,7 +229,7 @@ impl Fragments {
     /// Asks for DF on an IPv4 socket; elsewhere, or if the kernel declines, leaves it alone.
     fn forbid(socket: &std::net::UdpSocket) -> Fragments {
         let v4 = matches!(socket.local_addr(), Ok(SocketAddr::V4(_)));
-        let forbidden = v4 && pmtu::set(socket, pmtu::DO).is_ok();
+        let forbidden = v4 && platform::dont_fragment(socket, true).is_ok();
         Fragments {
             forbidden,
             lifted: false,
@@ -208,10 +239,10 @@ impl Fragments {
     /// After a failed send: if DF is why (`EMSGSIZE` while it is asked for), lifts it and
     /// returns true, so the caller sends again.
     fn allow_after(&mut self, e: &io::Error, socket: &std::net::UdpSocket) -> bool {
-        if !self.forbidden || self.lifted || e.raw_os_error() != Some(libc::EMSGSIZE) {
+        if !self.forbidden || self.lifted || e.raw_os_error() != Some(errno::EMSGSIZE) {
             return false;
         }
-        self.lifted = pmtu::set(socket, pmtu::WANT).is_ok();
+        self.lifted = platform::dont_fragment(socket, false).is_ok();
         self.lifted
     }
 
@@ -219,122 +250,10 @@ impl Fragments {
     fn restore(&mut self, socket: &std::net::UdpSocket) {
         if self.lifted {
             self.lifted = false;
-            if let Err(e) = pmtu::set(socket, pmtu::DO) {
+            if let Err(e) = platform::dont_fragment(socket, true) {
                 debug!("could not ask for unfragmented datagrams again ({e}); sending as usual");
                 self.forbidden = false;
             }
-        }
-    }
-}
-
-/// `IP_MTU_DISCOVER` through rustix's safe wrapper.
-#[cfg(target_os = "linux")]
-mod pmtu {
-    use rustix::net::sockopt::{self, Ipv4PathMtuDiscovery};
-
-    /// DF on every datagram; larger than the path MTU fails with EMSGSIZE.
-    pub(super) const DO: Ipv4PathMtuDiscovery = Ipv4PathMtuDiscovery::DO;
-    /// Linux's default: DF when the datagram fits the path MTU, fragments otherwise.
-    pub(super) const WANT: Ipv4PathMtuDiscovery = Ipv4PathMtuDiscovery::WANT;
-
-    pub(super) fn set(
-        socket: &std::net::UdpSocket,
-        mode: Ipv4PathMtuDiscovery,
-    ) -> std::io::Result<()> {
-        Ok(sockopt::set_ip_mtu_discover(socket, mode)?)
-    }
-
-    #[cfg(test)]
-    pub(super) fn get(socket: &std::net::UdpSocket) -> std::io::Result<Ipv4PathMtuDiscovery> {
-        Ok(sockopt::ip_mtu_discover(socket)?)
-    }
-}
-
-/// Elsewhere datagrams go out as the system sends them.
-#[cfg(not(target_os = "linux"))]
-mod pmtu {
-    pub(super) const DO: i32 = 0;
-    pub(super) const WANT: i32 = 0;
-
-    pub(super) fn set(_: &std::net::UdpSocket, _: i32) -> std::io::Result<()> {
-        Err(std::io::ErrorKind::Unsupported.into())
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod mmsg {
-    use std::io::{self, IoSlice};
-    use std::net::SocketAddr;
-
-    use rustix::io::Errno;
-    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
-
-    use super::{Sender, BATCH};
-
-    /// Reused buffers for `sendmmsg`: the encoded addresses of one batch.
-    pub(super) struct Batch {
-        addrs: Vec<SocketAddrAny>,
-        controls: Vec<SendAncillaryBuffer<'static, 'static, 'static>>,
-    }
-
-    impl Batch {
-        pub(super) fn new() -> Batch {
-            Batch {
-                addrs: Vec::with_capacity(BATCH),
-                controls: (0..BATCH).map(|_| SendAncillaryBuffer::default()).collect(),
-            }
-        }
-
-        /// Sends to every address, each one the kernel stops at alone; `Err` only when the
-        /// system has no `sendmmsg` at all.
-        pub(super) fn send(
-            &mut self,
-            sender: &mut Sender<'_>,
-            payload: &[u8],
-            to: &[SocketAddr],
-            failed: &mut dyn FnMut(SocketAddr, io::Error),
-        ) -> io::Result<u64> {
-            let iov = [IoSlice::new(payload)];
-            let mut sent = 0;
-            let mut next = 0;
-            while next < to.len() {
-                let chunk = &to[next..(next + BATCH).min(to.len())];
-                self.addrs.clear();
-                self.addrs.extend(
-                    chunk
-                        .iter()
-                        .map(|&a| SocketAddrAny::from(sender.endpoint.wire_addr(a))),
-                );
-                let mut headers: Vec<MMsgHdr<'_>> = self
-                    .addrs
-                    .iter()
-                    .zip(self.controls.iter_mut())
-                    .map(|(addr, control)| MMsgHdr::new_with_addr(addr, &iov, control))
-                    .collect();
-                let flags = if sender.stalled {
-                    SendFlags::DONTWAIT
-                } else {
-                    SendFlags::empty()
-                };
-                let done = match sendmmsg(sender.endpoint.socket(), &mut headers, flags) {
-                    Ok(n) => n,
-                    Err(Errno::NOSYS) if sent == 0 => return Err(Errno::NOSYS.into()),
-                    Err(_) => 0,
-                };
-                drop(headers);
-                for &addr in &chunk[..done] {
-                    sender.endpoint.tap_sent(payload, addr);
-                }
-                sent += done as u64;
-                next += done;
-                if done < chunk.len() {
-                    // The kernel stopped at a datagram it could not send and kept the reason
-                    // to itself: send that one alone to learn it, then go on past it.
-                    sent += u64::from(sender.alone(payload, to[next], failed));
-                    next += 1;
-                }
-            }
-            Ok(sent)
         }
     }
 }
@@ -394,18 +313,18 @@ mod tests {
         }
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn ipv4_broadcasts_ask_for_dont_fragment_and_ipv6_ones_are_left_alone() {
         let v4 = endpoint("127.0.0.1:0");
         let fanout = SocketFanout::new(&v4);
-        assert!(fanout.fragments.forbidden);
-        assert_eq!(pmtu::get(v4.socket()).unwrap(), pmtu::DO);
+        // Asked for where the option exists (Linux's Unix path), left alone elsewhere.
+        assert_eq!(fanout.fragments.forbidden, platform::DONT_FRAGMENT);
+        let set = platform::dont_fragment_is_set(v4.socket()).unwrap();
+        assert_eq!(set, platform::DONT_FRAGMENT);
         let v6 = endpoint("[::1]:0");
         assert!(!SocketFanout::new(&v6).fragments.forbidden);
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn a_refused_datagram_is_retried_with_fragments_allowed_and_dont_fragment_comes_back() {
         let sender = endpoint("127.0.0.1:0");
@@ -419,13 +338,14 @@ mod tests {
             failed.push((addr, e.raw_os_error()))
         });
         assert_eq!(sent, 0);
-        let emsgsize = Some(libc::EMSGSIZE);
+        let emsgsize = Some(errno::EMSGSIZE);
         assert_eq!(
             failed,
             to.iter().map(|&a| (a, emsgsize)).collect::<Vec<_>>()
         );
         assert!(!fanout.fragments.lifted);
-        assert_eq!(pmtu::get(sender.socket()).unwrap(), pmtu::DO);
+        let set = platform::dont_fragment_is_set(sender.socket()).unwrap();
+        assert_eq!(set, platform::DONT_FRAGMENT);
         assert_eq!(
             fanout
                 .on(&sender)

@@ -12,7 +12,10 @@
 //! - [`fanout`]: how one broadcast reaches every client (batched where the system allows);
 //! - [`client`]: the chat client with its heartbeat;
 //! - [`link`]: a relay that loses, duplicates, reorders, corrupts, delays and rate-limits
-//!   datagrams, the same way for the same seed.
+//!   datagrams, the same way for the same seed;
+//! - [`platform`]: every call that differs per system (waiting on sockets, waking a loop,
+//!   batched sends), with a Unix path (Linux, macOS) and a portable one (std and socket2 only:
+//!   Windows, and Linux with the cargo feature `portable`).
 //!
 //! The Python extension module `udplab._core` lives in one private module, `python`, which only
 //! converts types, releases the GIL around blocking calls and maps errors.
@@ -23,6 +26,7 @@ pub mod endpoint;
 pub mod fanout;
 pub mod link;
 pub mod peers;
+pub mod platform;
 pub mod proto;
 pub mod server;
 pub mod socket;

@@ -874,7 +874,7 @@ mod tests {
             let (sent, fail_to) = (&mut self.sent, self.fail_to);
             let send = |buf: &[u8], to: SocketAddr| {
                 if Some(to) == fail_to {
-                    return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+                    return Err(io::Error::from(io::ErrorKind::ConnectionRefused));
                 }
                 sent.push((buf.to_vec(), to));
                 Ok(buf.len())
@@ -1022,7 +1022,8 @@ mod tests {
             let parked = lock(&server.endpoint);
             let (endpoint, _) = parked.as_ref().unwrap();
             endpoint.inject_recv_error(io::Error::from(io::ErrorKind::ConnectionReset));
-            endpoint.inject_recv_error(io::Error::from_raw_os_error(libc::EMSGSIZE));
+            let too_long = crate::platform::errno::EMSGSIZE;
+            endpoint.inject_recv_error(io::Error::from_raw_os_error(too_long));
         }
         let thread = server.spawn().unwrap();
         let client = std::net::UdpSocket::bind(addr(0)).unwrap();

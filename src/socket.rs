@@ -1,20 +1,22 @@
 //! A datagram socket with the timeout rules of Python's `socket` module.
 //!
 //! As in CPython's `socket` module, the OS socket always stays non-blocking and every wait goes
-//! through `poll(2)`: a call that has data ready costs one syscall, and a call that waits polls
-//! for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check (the Python binding
-//! checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
+//! through `poll(2)` (on the portable path: sleeps of up to 1 ms between tries, see
+//! [`platform`](crate::platform)): a call that has data ready costs one syscall, and a call
+//! that waits does so for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check
+//! (the Python binding checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
 //! alone: no OS socket option changes with it, so threads sharing a socket cannot leave it in a
 //! mode another thread's call does not expect.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+use crate::platform::{self, errno, Interest, SocketWait};
 
 /// The longest a blocking call waits before it looks at its deadline and interrupt check.
 pub const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -134,9 +136,10 @@ pub fn v6_with_scope(addr: SocketAddr, flowinfo: u32, scope_id: u32) -> SocketAd
     }
 }
 
-/// The error of a call on a closed socket: `EBADF`, as Python raises it.
+/// The error of a call on a closed socket, as Python raises it: `EBADF` (Windows:
+/// `WSAENOTSOCK`).
 pub fn closed_error() -> io::Error {
-    io::Error::from_raw_os_error(libc::EBADF)
+    io::Error::from_raw_os_error(errno::EBADF)
 }
 
 /// The error of a call whose timeout ran out (Python's `TimeoutError('timed out')`).
@@ -152,8 +155,7 @@ pub fn recv_from_raw(
     sock: &std::net::UdpSocket,
     buf: &mut [u8],
 ) -> io::Result<(usize, Option<SocketAddr>)> {
-    let (n, _, from) = rustix::net::recvfrom(sock, buf, rustix::net::RecvFlags::empty())?;
-    Ok((n, from.and_then(|a| SocketAddr::try_from(a).ok())))
+    platform::recv_from(sock, buf)
 }
 
 /// When a wait of `timeout` from now ends: `None` (never) without a timeout, or for one past
@@ -173,13 +175,6 @@ pub fn next_wait(deadline: Option<Instant>) -> io::Result<Duration> {
         return Err(timed_out());
     }
     Ok(left.min(WAIT_SLICE))
-}
-
-/// What a waiting call waits for.
-#[derive(Clone, Copy)]
-enum Direction {
-    Receive,
-    Send,
 }
 
 /// Marks "no timeout" in the atomic timeout fields.
@@ -264,7 +259,7 @@ impl UdpSocket {
         if Family::of(addr) == self.family {
             Ok(())
         } else {
-            Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+            Err(io::Error::from_raw_os_error(errno::EAFNOSUPPORT))
         }
     }
 
@@ -278,12 +273,10 @@ impl UdpSocket {
         self.with(|s| s.peer_addr())
     }
 
-    /// The OS file descriptor, or `None` once closed.
-    #[cfg(unix)]
-    pub fn fileno(&self) -> Option<i32> {
-        use std::os::fd::AsRawFd;
+    /// The OS file descriptor (Windows: the socket handle), or `None` once closed.
+    pub fn fileno(&self) -> Option<i64> {
         let guard = self.sock.read().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(|s| s.as_raw_fd())
+        guard.as_ref().map(platform::fileno)
     }
 
     /// Closes the socket; later calls fail with `EBADF`. Closing twice is fine. A call blocked
@@ -291,7 +284,8 @@ impl UdpSocket {
     pub fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);
         // Linux wakes a receive blocked on a shut-down UDP socket (it returns 0); the shutdown
-        // itself reports ENOTCONN for an unconnected socket, which changes nothing here.
+        // itself reports ENOTCONN for an unconnected socket, which changes nothing here. (The
+        // portable path's waits look at `closing` between their sleeps.)
         let _ = self.with(|s| SockRef::from(s).shutdown(std::net::Shutdown::Both));
         let mut guard = self.sock.write().unwrap_or_else(|e| e.into_inner());
         guard.take();
@@ -339,7 +333,7 @@ impl UdpSocket {
         buf: &mut [u8],
         check: Check<'_>,
     ) -> io::Result<(usize, SocketAddr)> {
-        self.wait_for(Direction::Receive, check, |s| {
+        self.wait_for(Interest::Receive, check, |s| {
             match recv_from_raw(s, buf)? {
                 (n, Some(from)) => Ok((n, from)),
                 // Only a wake-up by `close` has no sender; the closing check turns it into EBADF.
@@ -350,7 +344,7 @@ impl UdpSocket {
 
     /// Receives from the connected peer.
     pub fn recv_checked(&self, buf: &mut [u8], check: Check<'_>) -> io::Result<usize> {
-        self.wait_for(Direction::Receive, check, |s| s.recv(buf))
+        self.wait_for(Interest::Receive, check, |s| s.recv(buf))
     }
 
     /// Sends one datagram to `addr`.
@@ -366,25 +360,26 @@ impl UdpSocket {
         check: Check<'_>,
     ) -> io::Result<usize> {
         self.check_family(&addr)?;
-        self.wait_for(Direction::Send, check, |s| s.send_to(data, addr))
+        self.wait_for(Interest::Send, check, |s| s.send_to(data, addr))
     }
 
     /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected).
     pub fn send_checked(&self, data: &[u8], check: Check<'_>) -> io::Result<usize> {
-        self.wait_for(Direction::Send, check, |s| s.send(data))
+        self.wait_for(Interest::Send, check, |s| s.send(data))
     }
 
-    /// The one waiting loop: tries `op`, and while the kernel says "would block" polls for
+    /// The one waiting loop: tries `op`, and while the kernel says "would block" waits for
     /// readiness a slice at a time (running `check` after each full slice or signal) until the
     /// user's deadline. A timeout of zero never waits.
     fn wait_for<T>(
         &self,
-        direction: Direction,
+        interest: Interest,
         check: Check<'_>,
         mut op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
     ) -> io::Result<T> {
         let timeout = self.timeout();
         let deadline = deadline(timeout);
+        let mut waiting = SocketWait::new();
         loop {
             let waited = self.with(|s| {
                 let result = op(s);
@@ -396,7 +391,8 @@ impl UdpSocket {
                         if timeout == Some(Duration::ZERO) {
                             return Err(e);
                         }
-                        poll_for(s, direction, next_wait(deadline)?).map(Err)
+                        let wait = next_wait(deadline)?;
+                        waiting.wait(s, interest, wait, &self.closing).map(Err)
                     }
                     other => other.map(Ok),
                 }
@@ -410,30 +406,6 @@ impl UdpSocket {
                 Err(e) => return Err(e),
             }
         }
-    }
-}
-
-/// Waits up to `wait` for `socket` to be readable (or writable); true when it is (or has an
-/// error or hang-up to report), false after `wait` or a signal.
-fn poll_for(
-    socket: &std::net::UdpSocket,
-    direction: Direction,
-    wait: Duration,
-) -> io::Result<bool> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let events = match direction {
-        Direction::Receive => PollFlags::IN,
-        Direction::Send => PollFlags::OUT,
-    };
-    let mut fds = [PollFd::from_borrowed_fd(socket.as_fd(), events)];
-    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
-        tv_sec: WAIT_SLICE.as_secs() as _,
-        tv_nsec: 0,
-    });
-    match poll(&mut fds, Some(&timeout)) {
-        Ok(n) => Ok(n > 0),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -527,13 +499,14 @@ mod tests {
     fn send_unconnected_and_closed_errors() {
         let a = local(Family::V4);
         let err = a.send_checked(b"x", &mut || Ok(())).unwrap_err();
+        #[cfg(unix)]
         assert_eq!(err.raw_os_error(), Some(libc::EDESTADDRREQ));
         a.close();
         a.close();
         assert!(a.is_closed());
         assert_eq!(
             a.local_addr().unwrap_err().raw_os_error(),
-            Some(libc::EBADF)
+            Some(errno::EBADF)
         );
         assert_eq!(a.fileno(), None);
     }
@@ -542,7 +515,7 @@ mod tests {
     fn bind_busy_port_is_eaddrinuse() {
         let a = local(Family::V4);
         let err = UdpSocket::bind_new(a.local_addr().unwrap()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 
     #[test]
@@ -561,7 +534,7 @@ mod tests {
         waited_rx.recv().unwrap();
         a.close();
         let err = t.join().unwrap().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+        assert_eq!(err.raw_os_error(), Some(errno::EBADF));
     }
 
     #[test]
@@ -581,6 +554,6 @@ mod tests {
     fn wrong_family_is_refused() {
         let a = local(Family::V4);
         let err = a.send_to(b"x", "[::1]:9".parse().unwrap()).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EAFNOSUPPORT));
+        assert_eq!(err.raw_os_error(), Some(errno::EAFNOSUPPORT));
     }
 }

@@ -22,9 +22,7 @@ mod chat;
 mod link;
 mod socket;
 
-pub(crate) const AF_INET: i32 = libc::AF_INET;
-pub(crate) const AF_INET6: i32 = libc::AF_INET6;
-pub(crate) const SOCK_DGRAM: i32 = libc::SOCK_DGRAM;
+pub(crate) use crate::platform::consts::{AF_INET, AF_INET6, SOCK_DGRAM};
 /// A datagram can be no longer than this, so a larger receive buffer would only waste memory.
 pub(crate) const MAX_DATAGRAM: usize = 65_536;
 

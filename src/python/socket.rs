@@ -10,6 +10,8 @@ use super::{
     address_tuple, blocking, bufsize, family_from, os_error, timeout, AF_INET, AF_INET6,
     MAX_DATAGRAM, SOCK_DGRAM,
 };
+use crate::platform::consts::{IPPROTO_UDP, SOCK_CLOEXEC, SOCK_NONBLOCK};
+use crate::platform::errno;
 use crate::socket::{Family, UdpSocket};
 
 /// A UDP socket with the methods, arguments and errors of Python's `socket.socket`.
@@ -28,21 +30,21 @@ impl PyUdpSocket {
     )]
     fn new(family: i32, r#type: i32, proto: i32) -> PyResult<Self> {
         let family = family_from(family)?;
-        let base = r#type & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+        let base = r#type & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
         if base != SOCK_DGRAM {
             return Err(PyValueError::new_err(format!(
                 "udplab sockets are datagram-only: type must be SOCK_DGRAM ({SOCK_DGRAM}), got {type}",
                 type = r#type
             )));
         }
-        if proto != 0 && proto != libc::IPPROTO_UDP {
+        if proto != 0 && proto != IPPROTO_UDP {
             return Err(PyValueError::new_err(format!(
                 "udplab sockets speak UDP: proto must be 0 or IPPROTO_UDP ({}), got {proto}",
-                libc::IPPROTO_UDP
+                IPPROTO_UDP
             )));
         }
         let inner = UdpSocket::new(family).map_err(os_error)?;
-        if r#type & libc::SOCK_NONBLOCK != 0 {
+        if r#type & SOCK_NONBLOCK != 0 {
             inner.set_timeout(Some(Duration::ZERO));
         }
         Ok(PyUdpSocket { inner, proto })
@@ -146,7 +148,7 @@ impl PyUdpSocket {
     }
 
     /// The file descriptor, or -1 once closed (as `socket.socket.fileno`).
-    fn fileno(&self) -> i32 {
+    fn fileno(&self) -> i64 {
         self.inner.fileno().unwrap_or(-1)
     }
 
@@ -234,7 +236,7 @@ impl PyUdpSocket {
 fn refuse_broadcast(addr: std::net::SocketAddr) -> PyResult<()> {
     match addr {
         std::net::SocketAddr::V4(a) if a.ip().is_broadcast() => Err(PyOSError::new_err((
-            libc::EACCES,
+            errno::EACCES,
             "udplab sockets do not broadcast: '<broadcast>' (255.255.255.255) needs the \
              SO_BROADCAST option, which udplab does not set (it is for loopback and trusted \
              networks); send to each address instead",

@@ -1,0 +1,184 @@
+//! Everything the core asks of the operating system beyond what std and socket2 offer on every
+//! system, in one place, with two implementations. The rest of the core does not know which one
+//! it runs on.
+//!
+//! - The **Unix path** (`unix.rs`, the default on Linux and macOS) waits with `poll(2)` (as
+//!   `ppoll`, so timeouts are exact), over the sockets and one end of a Unix datagram socket pair
+//!   that a [`Waker`](crate::endpoint::Waker) writes to; it sees a socket shut down by someone
+//!   else as a hang-up (`POLLRDHUP`/`POLLHUP`). An endpoint's socket stays blocking for sends
+//!   (with `SO_SNDTIMEO`) and receives with `MSG_DONTWAIT`. On Linux, broadcasts go out in
+//!   `sendmmsg(2)` batches and IPv4 ones without an IP identification number
+//!   (`IP_MTU_DISCOVER`, see [`fanout`](crate::fanout)). The system calls go through rustix's
+//!   safe wrappers.
+//! - The **portable path** (`portable.rs`) uses std and socket2 alone, so it builds wherever
+//!   they do (Windows; other systems). It is the one used where `cfg(unix)` does not hold, and
+//!   the cargo feature `portable` forces it on Linux too, so that it is tested here
+//!   (`cargo test --features portable`). Every socket is non-blocking. A loop waits by rounds
+//!   of non-blocking peeks over its sockets, sleeping between rounds with a backoff (50 µs,
+//!   doubling up to 1 ms, back to 50 µs once a datagram arrives) in
+//!   [`std::thread::park_timeout`], so that a waker only has to set a flag and unpark the
+//!   loop's thread. A send that finds the send buffer full retries with short sleeps for up to
+//!   [`SEND_WAIT`](crate::endpoint::SEND_WAIT), then fails with `WouldBlock` as the Unix path's
+//!   timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams go out
+//!   as the system sends them (no `IP_MTU_DISCOVER`).
+//!
+//! What the portable path costs: a datagram arriving at an idle loop waits up to the backoff's
+//! 1 ms before it is seen (the Unix path sees it at once), an idle loop wakes up to 1000
+//! times a second, and each round with traffic costs one peek more. A socket shut down by
+//! another thread or process is noticed where the system's receive reports it (Windows:
+//! `WSAESHUTDOWN`; BSDs: a receive without a sender); a non-blocking receive on Linux only
+//! says "nothing yet", so there the loop keeps waiting until it is stopped.
+//!
+//! Per system, not per path: the OS error codes the core makes and compares
+//! (`io::Error::raw_os_error` gives Windows Sockets codes on Windows, errno values elsewhere),
+//! the socket constants Python's `socket` module uses, and a socket's number (`fileno`).
+//!
+//! Windows differs for UDP in two more ways the receive loops already survive (see
+//! [`server`](crate::server)): an ICMP "port unreachable" makes the next receive on an
+//! unconnected socket fail with `WSAECONNRESET`, and a datagram longer than the buffer fails
+//! with `WSAEMSGSIZE` instead of being truncated; both are counted and skipped.
+
+use std::net::UdpSocket;
+
+#[cfg(any(not(unix), feature = "portable"))]
+mod portable;
+#[cfg(all(unix, not(feature = "portable")))]
+mod unix;
+
+#[cfg(any(not(unix), feature = "portable"))]
+use portable as path;
+#[cfg(all(unix, not(feature = "portable")))]
+use unix as path;
+
+pub(crate) use path::{
+    prepare_endpoint, recv_from, recv_now, send, send_to, waker_pair, Notifier, SocketWait, Waiter,
+};
+
+#[cfg(all(test, target_os = "linux", not(feature = "portable")))]
+pub(crate) use unix::linux::dont_fragment_is_set;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+pub(crate) use unix::linux::{dont_fragment, Batch};
+#[cfg(all(test, not(all(target_os = "linux", not(feature = "portable")))))]
+pub(crate) use without::dont_fragment_is_set;
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+pub(crate) use without::{dont_fragment, Batch};
+
+#[cfg(test)]
+/// Whether broadcasts can ask for "don't fragment" and go out in `sendmmsg` batches (Linux's
+/// Unix path).
+pub(crate) const DONT_FRAGMENT: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
+
+/// Which path this build uses: `"unix"` or `"portable"`.
+pub const PATH: &str = if cfg!(all(unix, not(feature = "portable"))) {
+    "unix"
+} else {
+    "portable"
+};
+
+/// What a socket wait waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// A datagram to receive.
+    Receive,
+    /// Room in the send buffer.
+    Send,
+}
+
+/// What a [`Waiter`] saw besides readable sockets.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Woke {
+    /// The [`Notifier`] was notified (a wake-up or a stop).
+    pub notified: bool,
+    /// A socket was shut down (the Unix path's hang-up).
+    pub hung_up: bool,
+}
+
+/// OS error codes as `io::Error::raw_os_error` reports them on this system.
+pub(crate) mod errno {
+    #[cfg(all(unix, feature = "portable"))]
+    pub(crate) use libc::ESHUTDOWN;
+    #[cfg(unix)]
+    pub(crate) use libc::{EACCES, EAFNOSUPPORT, EBADF, EMSGSIZE};
+
+    // Windows Sockets codes (winerror.h). A call on a closed socket: Python's socket module
+    // reports what Winsock says for an invalid handle, WSAENOTSOCK, where Unix says EBADF.
+    #[cfg(windows)]
+    pub(crate) const EACCES: i32 = 10013;
+    #[cfg(windows)]
+    pub(crate) const EAFNOSUPPORT: i32 = 10047;
+    #[cfg(windows)]
+    pub(crate) const EBADF: i32 = 10038;
+    #[cfg(windows)]
+    pub(crate) const EMSGSIZE: i32 = 10040;
+    #[cfg(windows)]
+    pub(crate) const ESHUTDOWN: i32 = 10058;
+}
+
+/// The numbers of Python's `socket` constants on this system (the Python layer's arguments).
+pub(crate) mod consts {
+    #[cfg(unix)]
+    pub(crate) use libc::{AF_INET, AF_INET6, IPPROTO_UDP, SOCK_DGRAM};
+    #[cfg(windows)]
+    pub(crate) const AF_INET: i32 = 2;
+    #[cfg(windows)]
+    pub(crate) const AF_INET6: i32 = 23;
+    #[cfg(windows)]
+    pub(crate) const SOCK_DGRAM: i32 = 2;
+    #[cfg(windows)]
+    pub(crate) const IPPROTO_UDP: i32 = 17;
+
+    /// Flags Linux lets `socket()` take in its type argument (`socket.SOCK_NONBLOCK`,
+    /// `socket.SOCK_CLOEXEC`); elsewhere Python has no such constants.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) const SOCK_NONBLOCK: i32 = 0;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) const SOCK_CLOEXEC: i32 = 0;
+}
+
+/// The socket's number, as Python's `fileno()` gives it: a file descriptor on Unix, a
+/// `SOCKET` handle on Windows.
+pub(crate) fn fileno(socket: &UdpSocket) -> i64 {
+    #[cfg(unix)]
+    let n = std::os::fd::AsRawFd::as_raw_fd(socket).into();
+    #[cfg(windows)]
+    let n = std::os::windows::io::AsRawSocket::as_raw_socket(socket) as i64;
+    n
+}
+
+/// Where there is no batched send and no "don't fragment" option to set.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+mod without {
+    use std::io;
+    use std::net::{SocketAddr, UdpSocket};
+
+    /// No batched send here: [`Batch::new`] gives none, so nothing ever calls `send`.
+    pub(crate) enum Batch {}
+
+    impl Batch {
+        pub(crate) fn new(_capacity: usize) -> Option<Batch> {
+            None
+        }
+
+        pub(crate) fn send(
+            &mut self,
+            _: &UdpSocket,
+            _: &[u8],
+            _: impl Iterator<Item = SocketAddr>,
+            _: bool,
+        ) -> io::Result<usize> {
+            match *self {}
+        }
+    }
+
+    /// Datagrams go out as the system sends them.
+    pub(crate) fn dont_fragment(_: &UdpSocket, _: bool) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn dont_fragment_is_set(_: &UdpSocket) -> io::Result<bool> {
+        Ok(false)
+    }
+}

@@ -1,0 +1,273 @@
+//! The Unix path: `poll(2)`, a Unix datagram socket pair as the wake-up channel, receives with
+//! `MSG_DONTWAIT`, and on Linux `sendmmsg(2)` and `IP_MTU_DISCOVER`; see the module above.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::net::RecvFlags;
+
+use super::{Interest, Woke};
+use crate::endpoint::{SEND_WAIT, TICK};
+
+/// What `poll` reports for a shut-down socket: on Linux `POLLRDHUP` once its receiving side is
+/// shut down, `POLLHUP` once both sides are.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const HANG_UP: PollFlags = PollFlags::RDHUP.union(PollFlags::HUP);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const HANG_UP: PollFlags = PollFlags::HUP;
+
+/// An endpoint's socket: blocking for sends, at most [`SEND_WAIT`] per call (`SO_SNDTIMEO`);
+/// receives do not wait ([`recv_now`]).
+pub(crate) fn prepare_endpoint(socket: &UdpSocket) -> io::Result<()> {
+    socket.set_nonblocking(false)?;
+    socket.set_write_timeout(Some(SEND_WAIT))
+}
+
+/// Sends one datagram to `to`; `wait`: for buffer space, at most [`SEND_WAIT`].
+pub(crate) fn send_to(
+    socket: &UdpSocket,
+    payload: &[u8],
+    to: SocketAddr,
+    wait: bool,
+) -> io::Result<usize> {
+    if wait {
+        socket.send_to(payload, to)
+    } else {
+        socket2::SockRef::from(socket).send_to_with_flags(payload, &to.into(), libc::MSG_DONTWAIT)
+    }
+}
+
+/// Sends one datagram to the connected peer, waiting at most [`SEND_WAIT`] for buffer space.
+pub(crate) fn send(socket: &UdpSocket, payload: &[u8]) -> io::Result<usize> {
+    socket.send(payload)
+}
+
+/// Receives one datagram if one is queued (`MSG_DONTWAIT`): `Ok(None)` when there is none; a
+/// sender of `None` when the receive came back without one (a shut-down socket).
+pub(crate) fn recv_now(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Option<SocketAddr>)>> {
+    match rustix::net::recvfrom(socket, buf, RecvFlags::DONTWAIT) {
+        Ok((n, _, from)) => Ok(Some((n, from.and_then(|a| SocketAddr::try_from(a).ok())))),
+        Err(e) if e == rustix::io::Errno::AGAIN => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Receives one datagram as the socket's mode says; a sender of `None` when the receive came
+/// back without one (std's `recv_from` would fail on that).
+pub(crate) fn recv_from(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<SocketAddr>)> {
+    let (n, _, from) = rustix::net::recvfrom(socket, buf, RecvFlags::empty())?;
+    Ok((n, from.and_then(|a| SocketAddr::try_from(a).ok())))
+}
+
+/// A loop's side of its wake-up channel: the receiving end of the socket pair.
+pub(crate) struct Waiter {
+    rx: UnixDatagram,
+}
+
+/// The wakers' side: the sending end, closed by [`close`](Self::close), so a stopped loop holds
+/// no descriptor once it has returned.
+pub(crate) struct Notifier {
+    tx: Mutex<Option<UnixDatagram>>,
+}
+
+/// A new wake-up channel.
+pub(crate) fn waker_pair() -> io::Result<(Waiter, Notifier)> {
+    let (tx, rx) = UnixDatagram::pair()?;
+    tx.set_nonblocking(true)?;
+    rx.set_nonblocking(true)?;
+    let notifier = Notifier {
+        tx: Mutex::new(Some(tx)),
+    };
+    Ok((Waiter { rx }, notifier))
+}
+
+impl Notifier {
+    /// Wakes the loop.
+    pub(crate) fn notify(&self) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            // A full wake-up queue already holds a wake-up: nothing is lost by failing here.
+            let _ = tx.send(&[1]);
+        }
+    }
+
+    /// Wakes the loop for the last time.
+    pub(crate) fn close(&self) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(&[1]);
+        }
+    }
+}
+
+impl Waiter {
+    /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
+    /// readable sockets in `ready` (none after a hang-up). A signal (`EINTR`) ends the wait
+    /// early with nothing seen. Whether the last round received anything (`idle`) does not
+    /// matter here: `poll` knows.
+    pub(crate) fn wait<'a>(
+        &mut self,
+        sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
+        wait: Duration,
+        ready: &mut Vec<usize>,
+        _idle: bool,
+    ) -> io::Result<Woke> {
+        ready.clear();
+        let mut fds = Vec::with_capacity(sockets.len() + 1);
+        fds.push(PollFd::new(&self.rx, PollFlags::IN));
+        fds.extend(sockets.map(|s| PollFd::from_borrowed_fd(s.as_fd(), PollFlags::IN | HANG_UP)));
+        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+            tv_sec: TICK.as_secs() as _,
+            tv_nsec: 0,
+        });
+        let mut woke = Woke::default();
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => return Ok(woke),
+            Err(e) => return Err(e.into()),
+        }
+        if !fds[0].revents().is_empty() {
+            // Empty the wake-up queue; the caller's flag says whether it was a stop.
+            while self.rx.recv(&mut [0u8; 8]).is_ok() {}
+            woke.notified = true;
+        }
+        for (i, fd) in fds[1..].iter().enumerate() {
+            let events = fd.revents();
+            if events.intersects(HANG_UP) {
+                // Shut down (a receive without waiting then says "nothing yet" for ever).
+                ready.clear();
+                woke.hung_up = true;
+                break;
+            }
+            if !events.is_empty() {
+                ready.push(i);
+            }
+        }
+        Ok(woke)
+    }
+}
+
+/// How a socket call waits for readiness: one `poll` per wait, nothing to remember.
+pub(crate) struct SocketWait;
+
+impl SocketWait {
+    pub(crate) fn new() -> SocketWait {
+        SocketWait
+    }
+
+    /// Waits up to `wait` for `socket` to be readable (or writable); true when it is (or has an
+    /// error or hang-up to report), false after `wait` or a signal. A `close` wakes the poll
+    /// by shutting the socket down, so `closing` needs no look here.
+    pub(crate) fn wait(
+        &mut self,
+        socket: &UdpSocket,
+        interest: Interest,
+        wait: Duration,
+        _closing: &AtomicBool,
+    ) -> io::Result<bool> {
+        let events = match interest {
+            Interest::Receive => PollFlags::IN,
+            Interest::Send => PollFlags::OUT,
+        };
+        let mut fds = [PollFd::from_borrowed_fd(socket.as_fd(), events)];
+        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+            tv_sec: TICK.as_secs() as _,
+            tv_nsec: 0,
+        });
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(n) => Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Linux only: `sendmmsg(2)` and `IP_MTU_DISCOVER`.
+#[cfg(target_os = "linux")]
+pub(crate) mod linux {
+    use std::io::{self, IoSlice};
+    use std::net::{SocketAddr, UdpSocket};
+
+    use rustix::io::Errno;
+    use rustix::net::sockopt::{self, Ipv4PathMtuDiscovery};
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+
+    /// Reused buffers for `sendmmsg`: the encoded addresses of one batch.
+    pub(crate) struct Batch {
+        addrs: Vec<SocketAddrAny>,
+        controls: Vec<SendAncillaryBuffer<'static, 'static, 'static>>,
+    }
+
+    impl Batch {
+        /// Buffers for batches of up to `capacity` datagrams.
+        pub(crate) fn new(capacity: usize) -> Option<Batch> {
+            Some(Batch {
+                addrs: Vec::with_capacity(capacity),
+                controls: (0..capacity)
+                    .map(|_| SendAncillaryBuffer::default())
+                    .collect(),
+            })
+        }
+
+        /// Sends `payload` to each address of `to` (at most the capacity) in one call, waiting
+        /// for buffer space if `wait`; returns how many were sent, from the first on: fewer
+        /// than asked (maybe 0) when the kernel stopped at one it could not send. `Err` only
+        /// when the system has no `sendmmsg` at all.
+        pub(crate) fn send(
+            &mut self,
+            socket: &UdpSocket,
+            payload: &[u8],
+            to: impl Iterator<Item = SocketAddr>,
+            wait: bool,
+        ) -> io::Result<usize> {
+            let iov = [IoSlice::new(payload)];
+            self.addrs.clear();
+            self.addrs.extend(to.map(SocketAddrAny::from));
+            let mut headers: Vec<MMsgHdr<'_>> = self
+                .addrs
+                .iter()
+                .zip(self.controls.iter_mut())
+                .map(|(addr, control)| MMsgHdr::new_with_addr(addr, &iov, control))
+                .collect();
+            let flags = if wait {
+                SendFlags::empty()
+            } else {
+                SendFlags::DONTWAIT
+            };
+            match sendmmsg(socket, &mut headers, flags) {
+                Ok(n) => Ok(n),
+                Err(Errno::NOSYS) => Err(Errno::NOSYS.into()),
+                Err(_) => Ok(0),
+            }
+        }
+    }
+
+    /// Asks for "don't fragment" on every IPv4 datagram (`IP_PMTUDISC_DO`: one larger than the
+    /// path MTU fails with `EMSGSIZE`), or (`false`) goes back to Linux's default
+    /// (`IP_PMTUDISC_WANT`: DF when the datagram fits the path MTU, fragments otherwise).
+    pub(crate) fn dont_fragment(socket: &UdpSocket, on: bool) -> io::Result<()> {
+        let mode = if on {
+            Ipv4PathMtuDiscovery::DO
+        } else {
+            Ipv4PathMtuDiscovery::WANT
+        };
+        Ok(sockopt::set_ip_mtu_discover(socket, mode)?)
+    }
+
+    /// Whether "don't fragment" is asked for (tests).
+    #[cfg(test)]
+    pub(crate) fn dont_fragment_is_set(socket: &UdpSocket) -> io::Result<bool> {
+        Ok(sockopt::ip_mtu_discover(socket)? == Ipv4PathMtuDiscovery::DO)
+    }
+}
