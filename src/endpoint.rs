@@ -15,7 +15,7 @@
 //!   ([`Waker::stop`]) or wakes it to look at its deadline again ([`Waker::wake`]) at once.
 //!
 //! How it waits differs per system (on Linux and macOS with `poll(2)`, elsewhere by rounds of
-//! receives with a backoff of up to 1 ms): see [`platform`](crate::platform).
+//! receives with a backoff of up to 1 ms): see [`platform`].
 //!
 //! Rules the loop keeps: a signal interrupting a wait (`EINTR`) is retried; a socket shut down
 //! while nobody asked the loop to stop (by another thread, or by a forked child sharing it:
@@ -201,7 +201,7 @@ impl Endpoint {
     }
 
     /// Takes over a bound socket (made blocking with the [`SEND_WAIT`] send timeout on the
-    /// Unix path, non-blocking on the portable one: see [`platform`](crate::platform)).
+    /// Unix path, non-blocking on the portable one: see [`platform`]).
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Endpoint> {
         platform::prepare_endpoint(&socket)?;
         let local = canonical(socket.local_addr()?);
@@ -481,7 +481,7 @@ impl Loop {
     }
 
     /// Waits up to `wait` for a datagram on the endpoints or a wake-up (see
-    /// [`platform`](crate::platform)), leaving the indexes of the endpoints to receive from in
+    /// [`platform`]), leaving the indexes of the endpoints to receive from in
     /// `self.ready`; false when stopped.
     fn wait<H: Handler + ?Sized>(
         &mut self,

@@ -3,7 +3,7 @@
 //! Each delivery is one datagram through the kernel's send path, and on loopback also through
 //! the receiver's queue and wake-up; that is nearly all of a broadcast's cost. Two Linux fast
 //! paths trim the sender's part (gains measured in BENCHMARKS.md), each with a safe fallback
-//! (the calls themselves are in [`platform`](crate::platform); elsewhere, and on the portable
+//! (the calls themselves are in [`platform`]; elsewhere, and on the portable
 //! path, broadcasts go out one `send_to` per client, as the system sends them):
 //!
 //! - `sendmmsg(2)` batches save the per-call overhead (syscall entry, file lookup): +5-8%

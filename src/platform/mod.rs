@@ -14,20 +14,25 @@
 //!   they do (Windows; other systems). It is the one used where `cfg(unix)` does not hold, and
 //!   the cargo feature `portable` forces it on Linux too, so that it is tested here
 //!   (`cargo test --features portable`). Every socket is non-blocking. A loop waits by rounds
-//!   of non-blocking peeks over its sockets, sleeping between rounds with a backoff (50 µs,
-//!   doubling up to 1 ms, back to 50 µs once a datagram arrives) in
-//!   [`std::thread::park_timeout`], so that a waker only has to set a flag and unpark the
-//!   loop's thread. A send that finds the send buffer full retries with short sleeps for up to
-//!   [`SEND_WAIT`](crate::endpoint::SEND_WAIT), then fails with `WouldBlock` as the Unix path's
-//!   timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams go out
-//!   as the system sends them (no `IP_MTU_DISCOVER`).
+//!   of non-blocking receives over its sockets (a peek cannot stand in: it would take away the
+//!   error a receive should report, such as a refusal), sleeping after a round that received
+//!   nothing with a backoff (50 µs, doubling up to 1 ms, back to 50 µs after a round that
+//!   received something) in [`std::thread::park_timeout`], so that a waker only has to set a
+//!   flag and unpark the loop's thread. A call of the Python-style [`socket`](crate::socket)
+//!   that would block sleeps the same backoff between tries, looks at `close()` between them
+//!   and runs its interrupt check once per slice, as on the Unix path. A send that finds the
+//!   send buffer full retries with short sleeps for up to
+//!   [`SEND_WAIT`](crate::endpoint::SEND_WAIT), then fails with `WouldBlock` as the Unix
+//!   path's timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams
+//!   go out as the system sends them (no `IP_MTU_DISCOVER`).
 //!
-//! What the portable path costs: a datagram arriving at an idle loop waits up to the backoff's
-//! 1 ms before it is seen (the Unix path sees it at once), an idle loop wakes up to 1000
-//! times a second, and each round with traffic costs one peek more. A socket shut down by
-//! another thread or process is noticed where the system's receive reports it (Windows:
-//! `WSAESHUTDOWN`; BSDs: a receive without a sender); a non-blocking receive on Linux only
-//! says "nothing yet", so there the loop keeps waiting until it is stopped.
+//! What the portable path costs: a datagram arriving at an idle loop or a blocked receive
+//! waits up to the backoff's 1 ms before it is seen (the Unix path sees it at once), and an
+//! idle loop wakes up to 1000 times a second, trying a receive on each socket every time. A
+//! socket shut down by another thread or process is noticed where the system's receive
+//! reports it (Windows: `WSAESHUTDOWN`; BSDs: a receive without a sender); a non-blocking
+//! receive on Linux only says "nothing yet", so there the loop keeps waiting until it is
+//! stopped.
 //!
 //! Per system, not per path: the OS error codes the core makes and compares
 //! (`io::Error::raw_os_error` gives Windows Sockets codes on Windows, errno values elsewhere),
@@ -68,12 +73,8 @@ pub(crate) use without::{dont_fragment, Batch};
 /// Unix path).
 pub(crate) const DONT_FRAGMENT: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
 
-/// Which path this build uses: `"unix"` or `"portable"`.
-pub const PATH: &str = if cfg!(all(unix, not(feature = "portable"))) {
-    "unix"
-} else {
-    "portable"
-};
+/// Whether `io::Error::raw_os_error` gives Windows error codes (else errno values).
+pub(crate) const WINDOWS_ERROR_CODES: bool = cfg!(windows);
 
 /// What a socket wait waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,10 +38,21 @@ pub(crate) fn os_error(e: io::Error) -> PyErr {
             let text = e.to_string();
             let suffix = format!(" (os error {code})");
             let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-            PyOSError::new_err((code, message))
+            os_error_code(code, message)
         }
         None if e.kind() == io::ErrorKind::TimedOut => PyTimeoutError::new_err("timed out"),
         None => PyOSError::new_err(e.to_string()),
+    }
+}
+
+/// `OSError(code, message)` of the subclass Python gives `code`. On Windows the code is a
+/// Windows Sockets one, which `OSError` takes as its fourth argument (`winerror`) and derives
+/// `errno` and the subclass from, as Python's own socket errors do.
+pub(crate) fn os_error_code(code: i32, message: String) -> PyErr {
+    if crate::platform::WINDOWS_ERROR_CODES {
+        PyOSError::new_err((code, message, None::<i32>, code))
+    } else {
+        PyOSError::new_err((code, message))
     }
 }
 

@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use super::{
-    address_tuple, blocking, bufsize, family_from, os_error, timeout, AF_INET, AF_INET6,
-    MAX_DATAGRAM, SOCK_DGRAM,
+    address_tuple, blocking, bufsize, family_from, os_error, os_error_code, timeout, AF_INET,
+    AF_INET6, MAX_DATAGRAM, SOCK_DGRAM,
 };
 use crate::platform::consts::{IPPROTO_UDP, SOCK_CLOEXEC, SOCK_NONBLOCK};
 use crate::platform::errno;
@@ -235,12 +235,13 @@ impl PyUdpSocket {
 /// denied".
 fn refuse_broadcast(addr: std::net::SocketAddr) -> PyResult<()> {
     match addr {
-        std::net::SocketAddr::V4(a) if a.ip().is_broadcast() => Err(PyOSError::new_err((
+        std::net::SocketAddr::V4(a) if a.ip().is_broadcast() => Err(os_error_code(
             errno::EACCES,
             "udplab sockets do not broadcast: '<broadcast>' (255.255.255.255) needs the \
              SO_BROADCAST option, which udplab does not set (it is for loopback and trusted \
-             networks); send to each address instead",
-        ))),
+             networks); send to each address instead"
+                .into(),
+        )),
         _ => Ok(()),
     }
 }
