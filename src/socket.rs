@@ -198,6 +198,9 @@ pub struct UdpSocket {
     timeout: AtomicU64,
     /// Set by `close` before it wakes blocked calls, so they report `EBADF`, not data.
     closing: AtomicBool,
+    /// The process that made the socket: only there does `close` shut it down to wake blocked
+    /// calls (a forked child shares the socket with its parent, but not its threads).
+    owner: u32,
 }
 
 impl UdpSocket {
@@ -214,6 +217,7 @@ impl UdpSocket {
             family,
             timeout: AtomicU64::new(NONE),
             closing: AtomicBool::new(false),
+            owner: std::process::id(),
         })
     }
 
@@ -280,13 +284,18 @@ impl UdpSocket {
     }
 
     /// Closes the socket; later calls fail with `EBADF`. Closing twice is fine. A call blocked
-    /// in another thread is woken and fails with `EBADF` too.
+    /// in another thread is woken and fails with `EBADF` too. In a forked child, only the
+    /// child's copy is closed, as Python's `close()` does: the parent's socket goes on.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);
         // Linux wakes a receive blocked on a shut-down UDP socket (it returns 0); the shutdown
         // itself reports ENOTCONN for an unconnected socket, which changes nothing here. (The
-        // portable path's waits look at `closing` between their sleeps.)
-        let _ = self.with(|s| SockRef::from(s).shutdown(std::net::Shutdown::Both));
+        // portable path's waits look at `closing` between their sleeps.) A shutdown acts on
+        // the socket every process holding it shares: from a forked child it would leave the
+        // parent's receives finding a hang-up and no datagram, spinning until their timeout.
+        if std::process::id() == self.owner {
+            let _ = self.with(|s| SockRef::from(s).shutdown(std::net::Shutdown::Both));
+        }
         let mut guard = self.sock.write().unwrap_or_else(|e| e.into_inner());
         guard.take();
     }

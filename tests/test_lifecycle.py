@@ -329,6 +329,39 @@ def test_a_forked_child_leaves_the_parents_objects_alone() -> None:
         wait_until(lambda: server.stats()["quits"] == 1)
 
 
+def _close_in_child(sock: udplab.socket) -> None:
+    sock.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_closing_its_socket_leaves_the_parents_working() -> None:
+    """As with Python's sockets, a child's close() closes only its copy. Before, close() shut
+    the shared socket down: the parent's receives then found a hang-up and no datagram, and
+    spun at 100% CPU until their timeout (forever without one)."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    with udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM) as sock:
+        sock.bind((LO, 0))
+        child = multiprocessing.get_context("fork").Process(target=_close_in_child, args=(sock,))
+        child.start()
+        child.join(timeout=10)
+        assert child.exitcode == 0
+        sock.settimeout(0.5)
+        before = cpu()
+        with pytest.raises(TimeoutError):
+            sock.recvfrom(100)  # nothing sent: it waits, asleep
+        assert cpu() - before < 0.25, "the parent's receive spun instead of waiting"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.bind((LO, 0))
+            sender.sendto(b"still here", sock.getsockname())
+            assert sock.recvfrom(100) == (b"still here", sender.getsockname())
+
+
 # --- stop() and callbacks ----------------------------------------------------------------------
 
 
