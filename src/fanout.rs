@@ -3,8 +3,8 @@
 //! Each delivery is one datagram through the kernel's send path, and on loopback also through
 //! the receiver's queue and wake-up; that is nearly all of a broadcast's cost. Two Linux fast
 //! paths trim the sender's part (gains measured in BENCHMARKS.md), each with a safe fallback
-//! (the calls themselves are in [`platform`]; elsewhere, and on the portable
-//! path, broadcasts go out one `send_to` per client, as the system sends them):
+//! (the calls themselves are in [`platform`]; elsewhere, and on the portable path, broadcasts
+//! go out one `send_to` per client, as the system sends them):
 //!
 //! - `sendmmsg(2)` batches save the per-call overhead (syscall entry, file lookup): +5-8%
 //!   deliveries/s at 100-1000 clients. Through rustix's safe wrapper; where the kernel lacks
@@ -178,9 +178,7 @@ impl Sender<'_> {
             }
         }
     }
-}
 
-impl Sender<'_> {
     /// Sends to every address in `sendmmsg` batches, each one the kernel stops at alone; `Err`
     /// only when the system has no `sendmmsg` at all.
     fn batched(
