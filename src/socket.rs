@@ -2,9 +2,9 @@
 //!
 //! As in CPython's `socket` module, the OS socket always stays non-blocking and every wait goes
 //! through `poll(2)` (on the portable path: sleeps of up to 1 ms between tries, see
-//! [`platform`]): a call that has data ready costs one syscall, and a call
-//! that waits does so for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check
-//! (the Python binding checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
+//! [`platform`]): a call that has data ready costs one syscall, and a call that waits does so
+//! for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check (the Python binding
+//! checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
 //! alone: no OS socket option changes with it, so threads sharing a socket cannot leave it in a
 //! mode another thread's call does not expect.
 
