@@ -13,9 +13,13 @@ _Address = tuple[Any, ...]
 _BufferLike = bytes | bytearray | memoryview | _Buffer
 
 __all__ = [
-    "Capture", "ChatClient", "ChatServer", "Link", "UdpSocket", "__version__", "_reset_log_cache",
+    "Capture", "ChatClient", "ChatServer", "Link", "UdpSocket", "_PORTABLE", "__version__",
+    "_reset_log_cache",
 ]
 __version__: str
+#: Whether this build waits on the portable path of ``src/platform/`` (sleeps of up to 1 ms
+#: between tries, as on Windows) instead of ``poll(2)``.
+_PORTABLE: bool
 
 def _reset_log_cache() -> None:
     """Forget pyo3-log's cached logger levels (see ``udplab.refresh_logging``)."""

@@ -73,6 +73,9 @@ pub(crate) use without::{dont_fragment, Batch};
 /// Unix path).
 pub(crate) const DONT_FRAGMENT: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
 
+/// Whether this build runs the portable path (Python sees it as `udplab._core._PORTABLE`).
+pub(crate) const PORTABLE: bool = cfg!(any(not(unix), feature = "portable"));
+
 /// Whether `io::Error::raw_os_error` gives Windows error codes (else errno values).
 pub(crate) const WINDOWS_ERROR_CODES: bool = cfg!(windows);
 

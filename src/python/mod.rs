@@ -295,6 +295,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let _ = LOG_RESET.set(handle);
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("_PORTABLE", crate::platform::PORTABLE)?;
     m.add_class::<socket::PyUdpSocket>()?;
     m.add_function(wrap_pyfunction!(_reset_log_cache, m)?)?;
     m.add_class::<capture::PyCapture>()?;
