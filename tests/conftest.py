@@ -39,6 +39,14 @@ def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: floa
         time.sleep(step)
 
 
+def process_cpu() -> float:
+    """CPU seconds this process has used (user and system, every thread)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def accounted(stats: dict[str, Any]) -> bool:
     """Whether every received datagram is counted exactly once (the server's invariant)."""
     handled = stats["heartbeats"] + stats["quits"] + stats["messages"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import tutorial_chat
 import udplab
-from conftest import Raw, accounted, wait_until
+from conftest import Raw, accounted, process_cpu, wait_until
 
 LO = "127.0.0.1"
 
@@ -559,24 +559,18 @@ def test_spin_is_validated() -> None:
 
 def test_heartbeats_do_not_start_the_polling(raws: list[Raw]) -> None:
     """Only a broadcast makes the server poll: with heartbeats alone it sleeps."""
-    import resource
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
     with udplab.ChatS("127.0.0.1", 0, 5, spin=0.05) as s:  # 50 ms of polling per broadcast
         (a,) = join(s, raws, 1)
-        before = cpu()
+        before = process_cpu()
         for _ in range(20):  # paced, so polling after each would burn ~all of 0.2 s
             a.say(b"HB")
             time.sleep(0.01)
-        idle = cpu() - before
-        before = cpu()
+        idle = process_cpu() - before
+        before = process_cpu()
         for _ in range(20):
             a.say(b"talk")
             assert a.hear() == b"ACKtalk"
             time.sleep(0.01)
-        talking = cpu() - before
+        talking = process_cpu() - before
     assert idle < 0.05, f"{idle:.3f} CPU s in ~0.2 s of heartbeats"
     assert talking > idle  # the polling is real after broadcasts

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import python, read_line, wait_until
+from conftest import process_cpu, python, read_line, wait_until
 
 LO = "127.0.0.1"
 LOG_SETUP = """
@@ -339,12 +339,6 @@ def test_a_forked_child_closing_its_socket_leaves_the_parents_working() -> None:
     """As with Python's sockets, a child's close() closes only its copy. Before, close() shut
     the shared socket down: the parent's receives then found a hang-up and no datagram, and
     spun at 100% CPU until their timeout (forever without one)."""
-    import resource
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
     with udplab.socket(udplab.AF_INET, udplab.SOCK_DGRAM) as sock:
         sock.bind((LO, 0))
         child = multiprocessing.get_context("fork").Process(target=_close_in_child, args=(sock,))
@@ -352,10 +346,10 @@ def test_a_forked_child_closing_its_socket_leaves_the_parents_working() -> None:
         child.join(timeout=10)
         assert child.exitcode == 0
         sock.settimeout(0.5)
-        before = cpu()
+        before = process_cpu()
         with pytest.raises(TimeoutError):
             sock.recvfrom(100)  # nothing sent: it waits, asleep
-        assert cpu() - before < 0.25, "the parent's receive spun instead of waiting"
+        assert process_cpu() - before < 0.25, "the parent's receive spun instead of waiting"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.bind((LO, 0))
             sender.sendto(b"still here", sock.getsockname())

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import ipv6_available, read_line, wait_until
+from conftest import ipv6_available, process_cpu, read_line, wait_until
 from test_lifecycle import assert_clean, finish, script, still_running_after
 
 LO = "127.0.0.1"
@@ -130,22 +130,16 @@ def test_perfect_link_round_trip(echo: Target) -> None:
 def test_spin_polls_after_each_datagram_and_zero_sleeps(echo: Target) -> None:
     """With ``spin`` the link's thread keeps polling after each datagram (CPU spent while the
     client pauses); with ``spin=0`` it sleeps between datagrams. Both relay every ping."""
-    import resource
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
     spent = {}
     for spin in (0.05, 0):  # 50 ms of polling per datagram, then none
         with udplab.Link(echo.addr, seed=1, spin=spin) as link:
             c = client()
-            before = cpu()
+            before = process_cpu()
             for i in range(20):  # paced: polling after each burns most of the ~0.2 s
                 c.sendto(b"%d" % i, link.addr)
                 assert c.recv(100) == b"%d" % i
                 time.sleep(0.01)
-            spent[spin] = cpu() - before
+            spent[spin] = process_cpu() - before
     assert spent[0.05] > 2 * spent[0], spent
 
 
