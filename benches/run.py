@@ -17,9 +17,10 @@ What it does:
      tutorial  tests/tutorial_chat.py (threaded pure Python, the notes' design corrected)
      asyncio   benches/servers/asyncio_chat.py
      uvloop    benches/servers/asyncio_chat.py --uvloop
-     blaster   examples/blaster.rs (native, no bookkeeping, plain send_to per client)
-     blaster-mmsg  examples/blaster.rs --mmsg (the same, sending as udplab does: sendmmsg + DF)
-   Each run starts the server as a subprocess (it prints ``PORT n``), runs examples/loadgen
+     blaster   crates/udplab/examples/blaster.rs (native, no bookkeeping, plain send_to
+               per client)
+     blaster-mmsg  the same with --mmsg (sending as udplab does: sendmmsg + DF)
+   Each run starts the server as a subprocess (it prints ``PORT n``), runs the example loadgen
    against it, reads the server's user and system CPU seconds from /proc/<pid>/stat before and
    after the generator run, then closes the server's stdin and waits for it to exit;
 3. a micro-benchmark of ``udplab.socket`` against ``socket.socket`` on the same calls:
@@ -634,7 +635,7 @@ def main():
     if args.build_udplab:
         build_udplab()
     CONTENDERS["blaster"] = [bins["blaster"]]
-    # The same native loop sending as udplab does (sendmmsg, DF): see examples/blaster.rs.
+    # The same native loop sending as udplab does (sendmmsg, DF): crates/udplab/examples/blaster.rs.
     CONTENDERS["blaster-mmsg"] = [bins["blaster"], "--mmsg"]
     udplab_argv = CONTENDERS["udplab"]
     if args.info_logging:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import tarfile
 
-# Paths (below the sdist's top folder) that must be there: the build inputs, the licence, the
-# README shown on the package page, the type stubs and the py.typed marker that mypy reads.
+# Paths (below the sdist's top folder) that must be there: the build inputs (the workspace, the
+# core crate and the binding crate), the licence, the README shown on the package page, the type
+# stubs and the py.typed marker that mypy reads.
 REQUIRED = [
     "PKG-INFO",
     "pyproject.toml",
@@ -19,7 +20,10 @@ REQUIRED = [
     "Cargo.lock",
     "README.md",
     "LICENSE",
-    "src/lib.rs",
+    "crates/udplab/Cargo.toml",
+    "crates/udplab/src/lib.rs",
+    "crates/udplab-python/Cargo.toml",
+    "crates/udplab-python/src/lib.rs",
     "python/udplab/__init__.py",
     "python/udplab/_core.pyi",
     "python/udplab/py.typed",

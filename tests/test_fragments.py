@@ -1,7 +1,7 @@
 """Broadcasts larger than the path MTU still arrive (the server asks for "don't fragment").
 
 The chat server sends IPv4 datagrams with DF and falls back to fragmenting a datagram the
-kernel refuses as too large for its path (src/fanout.rs). Loopback's MTU (65536) never
+kernel refuses as too large for its path (crates/udplab/src/fanout.rs). Loopback's MTU (65536) never
 refuses anything, so this runs the server in a private network namespace (``unshare -rn``)
 whose loopback has an MTU of 1280. Skipped where namespaces are not allowed.
 """

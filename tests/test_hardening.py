@@ -518,7 +518,7 @@ def test_nothing_binds_every_interface_unless_asked(
         assert c.addr is not None and c.addr[0] == "127.0.0.1"  # the client's port is loopback too
     assert "every interface" not in caplog.text
     # (ChatS("", ...) binds every interface and logs a warning saying so; the tests stay on
-    # loopback, so that path is read in src/server.rs rather than run.)
+    # loopback, so that path is read in crates/udplab/src/server.rs rather than run.)
     demo = (ROOT / "python" / "udplab" / "demo.py").read_text()
     assert "0.0.0.0" not in demo and '"127.0.0.1"' in demo
 
@@ -567,26 +567,31 @@ def test_payloads_are_relayed_never_evaluated_or_unpickled(tmp_path: Path) -> No
 # Macros and attributes the core may use: std's, the log crate's (format strings only) and
 # proptest's in tests. A macro of another crate can expand to `unsafe` code inside udplab that
 # the `forbid` lint does not flag (it does not look into other crates' expansions), as nix's
-# `sockopt_impl!` once did; so the core may use no other. The binding layer (src/python/) uses
+# `sockopt_impl!` once did; so the core may use no other. The binding (crates/udplab-python/) uses
 # PyO3's macros, which do expand to unsafe code: README says so.
 STD_MACROS = {
     "assert", "assert_eq", "assert_ne", "debug_assert", "cfg", "concat", "env", "format",
-    "matches", "panic", "unreachable", "vec", "write", "writeln",
+    "include_str", "matches", "panic", "unreachable", "vec", "write", "writeln",
     "debug", "info", "warn", "error", "trace", "log_enabled",
     "proptest", "prop_assert", "prop_assert_eq", "prop_oneof",
 }
 STD_ATTRIBUTES = {
-    "allow", "cfg", "derive", "doc", "ignore", "inline", "must_use", "test", "proptest_config",
+    "allow", "cfg", "derive", "doc", "forbid", "ignore", "inline", "must_use", "test",
+    "proptest_config",
 }
 
 
 def test_no_unsafe_rust() -> None:
     manifest = (ROOT / "Cargo.toml").read_text()
-    assert re.search(r'^\[lints\.rust\]\s*\nunsafe_code\s*=\s*"forbid"', manifest, re.M)
-    for path in (ROOT / "src").rglob("*.rs"):
+    assert re.search(r'^\[workspace\.lints\.rust\]\s*\nunsafe_code\s*=\s*"forbid"', manifest, re.M)
+    for crate in ("udplab", "udplab-python"):
+        assert re.search(r"^\[lints\]\s*\nworkspace\s*=\s*true", (
+            ROOT / "crates" / crate / "Cargo.toml").read_text(), re.M), crate
+    assert "#![forbid(unsafe_code)]" in (ROOT / "crates/udplab/src/lib.rs").read_text()
+    for path in (ROOT / "crates").rglob("*.rs"):
         code = "\n".join(line.split("//")[0] for line in path.read_text().splitlines())
         assert not re.search(r"\bunsafe\b", code), path
-        if "python" in path.relative_to(ROOT / "src").parts:
+        if path.is_relative_to(ROOT / "crates/udplab-python") or "examples" in path.parts:
             continue
         macros = set(re.findall(r"\b([A-Za-z_]\w*)!\s*[(\[{]", code))
         assert macros <= STD_MACROS, (path, macros - STD_MACROS)

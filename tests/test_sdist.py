@@ -13,7 +13,7 @@ sdist_contents = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sdist_contents)
 
 GOOD = [f"udplab-0.1.0/{path}" for path in sdist_contents.REQUIRED] + [
-    "udplab-0.1.0/src/socket.rs",
+    "udplab-0.1.0/crates/udplab/src/socket.rs",
     "udplab-0.1.0/tests/test_chat.py",
 ]
 

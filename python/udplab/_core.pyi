@@ -17,8 +17,8 @@ __all__ = [
     "_reset_log_cache",
 ]
 __version__: str
-#: Whether this build waits on the portable path of ``src/platform/`` (sleeps of up to 1 ms
-#: between tries, as on Windows) instead of ``poll(2)``.
+#: Whether this build waits on the portable path of ``crates/udplab/src/platform/`` (sleeps of
+#: up to 1 ms between tries, as on Windows) instead of ``poll(2)``.
 _PORTABLE: bool
 
 def _reset_log_cache() -> None:
@@ -26,9 +26,9 @@ def _reset_log_cache() -> None:
 
 @final
 class Capture:
-    """A pcap file being written by a thread of its own (``src/capture.rs``): ``target`` is a
-    path (created or truncated) or a binary file with ``write`` and ``flush``; ``limit`` is
-    the size cap in bytes (at least 24, the file header)."""
+    """A pcap file being written by a thread of its own (``crates/udplab/src/capture.rs``):
+    ``target`` is a path (created or truncated) or a binary file with ``write`` and ``flush``;
+    ``limit`` is the size cap in bytes (at least 24, the file header)."""
 
     def __new__(cls, target: str | os.PathLike[str] | BinaryIO, limit: int = 104857600) -> Self: ...
     def stats(self) -> dict[str, int]:

@@ -1,11 +1,11 @@
 """Reading capture files: ``read_capture(path)`` yields the UDP datagrams of a classic pcap file
 of link type RAW (IPv4 and IPv6), such as the files ``capture=`` writes.
 
-The reader is plain Python (``struct``), independent of the Rust writer in ``src/capture.rs``,
-so each checks the other. Both timestamp resolutions (magic ``0xa1b2c3d4``: microseconds,
-``0xa1b23c4d``: nanoseconds) and both byte orders are read. Packets that are not UDP, and
-fragments, are skipped; anything malformed raises ``ValueError`` naming the record and the
-byte offset.
+The reader is plain Python (``struct``), independent of the Rust writer in
+``crates/udplab/src/capture.rs``, so each checks the other. Both timestamp resolutions (magic
+``0xa1b2c3d4``: microseconds, ``0xa1b23c4d``: nanoseconds) and both byte orders are read.
+Packets that are not UDP, and fragments, are skipped; anything malformed raises ``ValueError``
+naming the record and the byte offset.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``udplab.Link``: a relay that makes the network between clients and a UDP target as bad as
 asked (loss, duplication, reordering, corruption, delay, rate), the same way for the same seed.
 
-The Rust side (``src/link/``) decides every datagram's fate and relays; this module checks the
-options and owns the thread, named ``link``.
+The Rust side (``crates/udplab/src/link/``) decides every datagram's fate and relays; this
+module checks the options and owns the thread, named ``link``.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class Link(_Background[_core.Link]):
     Where udplab differs from netem (``man tc-netem``): loss is decided once, before
     duplication (netem duplicates first and may lose the copy on its own); no correlation and
     no ``gap``; the jitter is uniform; ``rate`` counts payload bytes, not whole frames. The
-    details are in ``src/link/mod.rs``.
+    details are in ``crates/udplab/src/link/mod.rs``.
     """
 
     def __init__(

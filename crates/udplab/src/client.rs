@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::endpoint::{Endpoint, Handler, Loop, Tap, Waker, TICK};
+use crate::endpoint::{Endpoint, Handler, Loop, Tap, Waker};
 use crate::platform::errno;
 use crate::proto::{BytesRepr, Words};
 use crate::socket::{closed_error, deadline, next_wait, Check};
+use crate::timing::TICK;
 
 /// Datagrams kept for [`ChatClient::recv`] before the oldest are dropped.
 pub const DEFAULT_QUEUE: usize = 1024;
@@ -221,7 +222,7 @@ impl ChatClient {
         }
     }
 
-    /// Sends a chat message (waiting at most [`SEND_WAIT`](crate::endpoint::SEND_WAIT) for
+    /// Sends a chat message (waiting at most [`SEND_WAIT`](crate::timing::SEND_WAIT) for
     /// buffer space).
     pub fn send(&self, data: &[u8]) -> io::Result<()> {
         self.send_raw(data)?;

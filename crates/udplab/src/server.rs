@@ -5,7 +5,7 @@
 //! [`Hub`] is the whole protocol with no socket and no clock: it is given the time and a send
 //! function, so its tests fabricate both.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -13,26 +13,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
+use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker, DEFAULT_RCVBUF, DEFAULT_SPIN};
 use crate::fanout::{Fanout, SocketFanout};
 use crate::peers::{PeerTable, Touch, DEFAULT_MAX_CLIENTS};
 use crate::proto::{BytesRepr, Message, Words, DEFAULT_PREFIX, UDP_MAX_PAYLOAD};
+use crate::throttle::{held_note, RateLimit};
 use log::{debug, info, warn};
 
 /// Events kept for [`ChatServer::events`].
 pub const DEFAULT_HISTORY: usize = 4096;
 /// Notices kept for callbacks before the oldest are dropped.
 pub const NOTICE_QUEUE: usize = 4096;
-/// The receive buffer asked for by default. Heartbeats from a thousand clients arrive while a
-/// broadcast is being sent; the kernel's default (208 KiB) overflows then and loses them.
-pub const DEFAULT_RCVBUF: usize = 4 << 20;
 /// A receive buffer that holds any datagram whole.
 const RECV_BUFFER: usize = crate::endpoint::MAX_DATAGRAM;
-/// How long the server keeps polling after a broadcast before it sleeps again (see
-/// [`ServerConfig::spin`]).
-pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
-/// The least time between two log lines about the same kind of trouble.
-const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// How a chat server behaves. [`ServerConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -256,53 +249,6 @@ pub struct Notice {
     pub event: Event,
     /// The chat payload for [`EventKind::Message`], else empty.
     pub payload: Vec<u8>,
-}
-
-/// The wall-clock time of a monotonic instant, placed by its distance from `anchor` (an
-/// instant and the wall clock read at that instant). With one anchor read once, two calls
-/// agree, and a later step of the wall clock moves nothing already recorded.
-pub fn wall_time(at: Instant, anchor: (Instant, SystemTime)) -> SystemTime {
-    let (then, wall) = anchor;
-    if at <= then {
-        wall - (then - at)
-    } else {
-        wall + (at - then)
-    }
-}
-
-/// Lets one line through per key and second, and says how many were held back.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimit {
-    last: HashMap<(&'static str, i64), (Instant, u64)>,
-}
-
-impl RateLimit {
-    /// Returns `Some(suppressed since the last line)` when a line may be logged now.
-    pub(crate) fn allow(&mut self, key: (&'static str, i64), now: Instant) -> Option<u64> {
-        match self.last.get_mut(&key) {
-            Some((at, held)) if now.saturating_duration_since(*at) < LOG_EVERY => {
-                *held += 1;
-                None
-            }
-            Some((at, held)) => {
-                *at = now;
-                Some(std::mem::take(held))
-            }
-            None => {
-                self.last.insert(key, (now, 0));
-                Some(0)
-            }
-        }
-    }
-}
-
-/// The tail of a rate-limited log line: how many like it were held back.
-pub(crate) fn held_note(held: u64) -> String {
-    if held == 0 {
-        String::new()
-    } else {
-        format!(" ({held} more like it since the last report)")
-    }
 }
 
 fn errno_key(e: &io::Error) -> i64 {
@@ -1074,15 +1020,6 @@ mod tests {
     }
 
     #[test]
-    fn wall_time_places_an_instant_by_its_distance_from_the_anchor() {
-        let t0 = Instant::now();
-        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let later = t0 + Duration::from_secs(2);
-        assert_eq!(wall_time(later, (t0, wall)), wall + Duration::from_secs(2));
-        assert_eq!(wall_time(t0, (later, wall)), wall - Duration::from_secs(2));
-    }
-
-    #[test]
     fn wall_times_are_taken_when_events_happen() {
         let mut h = Harness::new(config());
         h.hub
@@ -1115,19 +1052,6 @@ mod tests {
             h.recv(u64::from(port), port, b"HB"); // a join and a heartbeat each
         }
         assert_eq!(h.hub.events().len(), 6); // the last 3 of each
-    }
-
-    #[test]
-    fn rate_limit_lets_one_line_per_second() {
-        let mut limit = RateLimit::default();
-        let t0 = Instant::now();
-        assert_eq!(limit.allow(("x", 1), t0), Some(0));
-        assert_eq!(limit.allow(("x", 1), t0 + Duration::from_millis(10)), None);
-        assert_eq!(
-            limit.allow(("x", 2), t0 + Duration::from_millis(10)),
-            Some(0)
-        );
-        assert_eq!(limit.allow(("x", 1), t0 + Duration::from_secs(1)), Some(1));
     }
 
     #[test]

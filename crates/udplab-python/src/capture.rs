@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use super::os_error;
-use crate::capture::{Capture, CaptureStats, DEFAULT_LIMIT};
-use crate::endpoint::Tap;
+use udplab::capture::{Capture, CaptureStats, DEFAULT_LIMIT};
+use udplab::endpoint::Tap;
 
 /// A Python binary file as the capture's sink: the writer thread attaches to the interpreter
 /// to call its `write` and `flush`.

@@ -11,11 +11,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::{address_tuple, blocking, data, epoch_seconds, host, os_error, port};
-use crate::client::{ChatClient, ClientConfig, ClientStats, DEFAULT_QUEUE};
-use crate::peers::DEFAULT_MAX_CLIENTS;
-use crate::proto::{Words, UDP_MAX_PAYLOAD};
-use crate::server::{ChatServer, DropReason, ServerConfig, Stats, DEFAULT_HISTORY, DEFAULT_RCVBUF};
-use crate::socket::{self as core_socket, Family};
+use udplab::client::{ChatClient, ClientConfig, ClientStats, DEFAULT_QUEUE};
+use udplab::endpoint::DEFAULT_RCVBUF;
+use udplab::peers::DEFAULT_MAX_CLIENTS;
+use udplab::proto::{Words, UDP_MAX_PAYLOAD};
+use udplab::server::{ChatServer, DropReason, ServerConfig, Stats, DEFAULT_HISTORY};
+use udplab::socket::{self as core_socket, Family};
 
 /// A positive, finite number of seconds.
 fn seconds(name: &str, value: f64) -> PyResult<Duration> {

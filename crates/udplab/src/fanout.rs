@@ -96,7 +96,7 @@ impl SocketFanout {
 
 impl Fanout for OnEndpoint<'_> {
     /// Each send waits for buffer space as [`Endpoint::send_to`] does; once one has waited
-    /// [`SEND_WAIT`](crate::endpoint::SEND_WAIT) in vain (the link is stalled), the rest of this
+    /// [`SEND_WAIT`](crate::timing::SEND_WAIT) in vain (the link is stalled), the rest of this
     /// broadcast is tried without waiting, so one broadcast holds the server up at most that
     /// long.
     fn send_all(

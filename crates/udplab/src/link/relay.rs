@@ -18,7 +18,9 @@ use super::fate::{
 };
 use super::DEFAULT_EVENTS;
 use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
-use crate::server::{wall_time, RateLimit, DEFAULT_RCVBUF, DEFAULT_SPIN};
+use crate::endpoint::{DEFAULT_RCVBUF, DEFAULT_SPIN};
+use crate::throttle::RateLimit;
+use crate::timing::wall_time;
 
 /// The logger (`udplab.link` in Python).
 const LOG: &str = "udplab::link";
@@ -324,7 +326,7 @@ impl Relaying<'_> {
         if self.clients.len() >= self.relay.max_clients {
             if let Some(held) = shared.limit.allow(("refused", 0), now) {
                 warn!(target: LOG, "link refused {from}: {} clients mapped already{}",
-                    self.relay.max_clients, crate::server::held_note(held));
+                    self.relay.max_clients, crate::throttle::held_note(held));
             }
             return None;
         }
@@ -345,7 +347,7 @@ impl Relaying<'_> {
         shared.clients.push((from, upstream));
         shared.mapped += 1;
         if let Some(held) = shared.limit.allow(("mapped", 0), now) {
-            info!(target: LOG, "link {from} mapped to {upstream}{}", crate::server::held_note(held));
+            info!(target: LOG, "link {from} mapped to {upstream}{}", crate::throttle::held_note(held));
         }
         Some(self.clients.len() - 1)
     }
@@ -398,7 +400,7 @@ impl Relaying<'_> {
             shared.clients.retain(|(c, _)| index.contains_key(c));
             if let Some(held) = shared.limit.allow(("forgot", 0), now) {
                 info!(target: LOG, "link forgot {gone} idle client(s); {} mapped{}",
-                    self.clients.len(), crate::server::held_note(held));
+                    self.clients.len(), crate::throttle::held_note(held));
             }
         }
     }
@@ -460,7 +462,7 @@ impl Handler for Relaying<'_> {
 fn log_error(shared: &mut Shared, what: &'static str, e: &io::Error, now: Instant) {
     let key = (what, e.raw_os_error().map_or(-1, i64::from));
     if let Some(held) = shared.limit.allow(key, now) {
-        warn!(target: LOG, "link error {what}: {e}{}", crate::server::held_note(held));
+        warn!(target: LOG, "link error {what}: {e}{}", crate::throttle::held_note(held));
     }
 }
 

@@ -1,4 +1,4 @@
-//! `udplab.UdpSocket`: Python's `socket.socket` for datagrams, backed by [`crate::socket`].
+//! `udplab.UdpSocket`: Python's `socket.socket` for datagrams, backed by [`udplab::socket`].
 
 use std::time::Duration;
 
@@ -10,9 +10,9 @@ use super::{
     address_tuple, blocking, bufsize, family_from, os_error, os_error_code, timeout, AF_INET,
     AF_INET6, MAX_DATAGRAM, SOCK_DGRAM,
 };
-use crate::platform::consts::{IPPROTO_UDP, SOCK_CLOEXEC, SOCK_NONBLOCK};
-use crate::platform::errno;
-use crate::socket::{Family, UdpSocket};
+use udplab::platform::consts::{IPPROTO_UDP, SOCK_CLOEXEC, SOCK_NONBLOCK};
+use udplab::platform::errno;
+use udplab::socket::{Family, UdpSocket};
 
 /// A UDP socket with the methods, arguments and errors of Python's `socket.socket`.
 #[pyclass(name = "UdpSocket", module = "udplab", frozen)]
@@ -224,7 +224,7 @@ impl PyUdpSocket {
     /// `EBADF` once closed, as the stdlib raises from `settimeout` and `setblocking`.
     fn open(&self) -> PyResult<()> {
         if self.inner.is_closed() {
-            return Err(os_error(crate::socket::closed_error()));
+            return Err(os_error(udplab::socket::closed_error()));
         }
         Ok(())
     }

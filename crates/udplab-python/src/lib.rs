@@ -15,14 +15,14 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
 
-use crate::socket::{self as core_socket, Family, ResolveError};
+use udplab::socket::{self as core_socket, Family, ResolveError};
 
 mod capture;
 mod chat;
 mod link;
 mod socket;
 
-pub(crate) use crate::platform::consts::{AF_INET, AF_INET6, SOCK_DGRAM};
+pub(crate) use udplab::platform::consts::{AF_INET, AF_INET6, SOCK_DGRAM};
 /// A datagram can be no longer than this, so a larger receive buffer would only waste memory.
 pub(crate) const MAX_DATAGRAM: usize = 65_536;
 
@@ -49,7 +49,7 @@ pub(crate) fn os_error(e: io::Error) -> PyErr {
 /// Windows Sockets one, which `OSError` takes as its fourth argument (`winerror`) and derives
 /// `errno` and the subclass from, as Python's own socket errors do.
 pub(crate) fn os_error_code(code: i32, message: String) -> PyErr {
-    if crate::platform::WINDOWS_ERROR_CODES {
+    if udplab::platform::WINDOWS_ERROR_CODES {
         PyOSError::new_err((code, message, None::<i32>, code))
     } else {
         PyOSError::new_err((code, message))
@@ -295,7 +295,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let _ = LOG_RESET.set(handle);
     }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("_PORTABLE", crate::platform::PORTABLE)?;
+    m.add("_PORTABLE", udplab::platform::PORTABLE)?;
     m.add_class::<socket::PyUdpSocket>()?;
     m.add_function(wrap_pyfunction!(_reset_log_cache, m)?)?;
     m.add_class::<capture::PyCapture>()?;

@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::{address, address_tuple, epoch_seconds, os_error};
-use crate::link::{Impairment, LaneStats, LinkConfig, LinkStats, Loss, Relay};
-use crate::socket::Family;
+use udplab::link::{Impairment, LaneStats, LinkConfig, LinkStats, Loss, Relay};
+use udplab::socket::Family;
 
 /// One direction's settings, as `udplab.link` spells them out: a dict with every key.
 #[derive(FromPyObject)]

@@ -4,7 +4,7 @@
 //! - An [`Endpoint`] is one bound UDP socket. Every datagram received on it or sent through it
 //!   passes one place, where an optional [`Tap`] sees it (for captures); without a tap that
 //!   costs one branch. Sends block while the kernel's send buffer is full, at most
-//!   [`SEND_WAIT`] per call (a slow link slows the sender down instead of losing datagrams);
+//!   [`SEND_WAIT`](crate::timing::SEND_WAIT) per call (a slow link slows the sender down instead of losing datagrams);
 //!   receives never block ([`Endpoint::try_recv_from`]).
 //! - A [`Loop`] waits on one or more endpoints at once and hands every datagram to a
 //!   [`Handler`], which owns the endpoints and everything else. The handler also names the
@@ -87,12 +87,15 @@ use std::time::{Duration, Instant, SystemTime};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::platform::{self, Notifier, Waiter};
+use crate::timing::TICK;
 
-/// The longest a [`Loop`] sleeps without looking at its deadline and stop flag again.
-pub const TICK: Duration = Duration::from_millis(100);
-/// The longest one send waits for room in the kernel's send buffer before it fails with
-/// `EAGAIN` (`SO_SNDTIMEO`).
-pub const SEND_WAIT: Duration = Duration::from_millis(500);
+/// The receive buffer a server or a link asks for by default. Heartbeats from a thousand
+/// clients arrive while a broadcast is being sent; the kernel's default (208 KiB) overflows then
+/// and loses them.
+pub const DEFAULT_RCVBUF: usize = 4 << 20;
+/// How long a loop keeps polling after it handled datagrams before it sleeps again (a server
+/// after a broadcast, a link after each datagram): see [`Handler::busy_until`].
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
 /// A buffer this long holds any UDP datagram whole.
 pub const MAX_DATAGRAM: usize = 65_536;
 /// Datagrams taken from one ready socket before the loop looks at the others and its deadline.
@@ -153,7 +156,7 @@ pub fn shut_down_error() -> io::Error {
     )
 }
 
-/// One UDP socket, waiting for sends (at most [`SEND_WAIT`] per call) and never for
+/// One UDP socket, waiting for sends (at most [`SEND_WAIT`](crate::timing::SEND_WAIT) per call) and never for
 /// receives. IPv4 peers of a dual-stack IPv6 socket appear as IPv4 addresses (`127.0.0.1`, not
 /// `::ffff:127.0.0.1`), and IPv4 destinations are mapped back when sending.
 pub struct Endpoint {
@@ -200,7 +203,7 @@ impl Endpoint {
         Endpoint::from_std(socket.into())
     }
 
-    /// Takes over a bound socket (made blocking with the [`SEND_WAIT`] send timeout on the
+    /// Takes over a bound socket (made blocking with the [`SEND_WAIT`](crate::timing::SEND_WAIT) send timeout on the
     /// Unix path, non-blocking on the portable one: see [`platform`]).
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Endpoint> {
         platform::prepare_endpoint(&socket)?;
@@ -244,7 +247,7 @@ impl Endpoint {
         }
     }
 
-    /// Sends one datagram to `to`, waiting up to [`SEND_WAIT`] for buffer space.
+    /// Sends one datagram to `to`, waiting up to [`SEND_WAIT`](crate::timing::SEND_WAIT) for buffer space.
     pub fn send_to(&self, payload: &[u8], to: SocketAddr) -> io::Result<usize> {
         // The time is taken before the send: a reply can be received (and tapped, with its
         // time) before this thread runs again.

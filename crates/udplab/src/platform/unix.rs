@@ -13,7 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::RecvFlags;
 
 use super::{Interest, Woke};
-use crate::endpoint::{SEND_WAIT, TICK};
+use crate::timing::{SEND_WAIT, TICK};
 
 /// What `poll` reports for a shut-down socket: on Linux `POLLRDHUP` once its receiving side is
 /// shut down, `POLLHUP` once both sides are.

@@ -9,7 +9,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use super::{errno, Interest, Woke};
-use crate::endpoint::SEND_WAIT;
+use crate::timing::SEND_WAIT;
 
 /// The first sleep after a round that found nothing.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_micros(50);

@@ -22,7 +22,7 @@
 //!   that would block sleeps the same backoff between tries, looks at `close()` between them
 //!   and runs its interrupt check once per slice, as on the Unix path. A send that finds the
 //!   send buffer full retries with short sleeps for up to
-//!   [`SEND_WAIT`](crate::endpoint::SEND_WAIT), then fails with `WouldBlock` as the Unix
+//!   [`SEND_WAIT`](crate::timing::SEND_WAIT), then fails with `WouldBlock` as the Unix
 //!   path's timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams
 //!   go out as the system sends them (no `IP_MTU_DISCOVER`).
 //!
@@ -74,10 +74,10 @@ pub(crate) use without::{dont_fragment, Batch};
 pub(crate) const DONT_FRAGMENT: bool = cfg!(all(target_os = "linux", not(feature = "portable")));
 
 /// Whether this build runs the portable path (Python sees it as `udplab._core._PORTABLE`).
-pub(crate) const PORTABLE: bool = cfg!(any(not(unix), feature = "portable"));
+pub const PORTABLE: bool = cfg!(any(not(unix), feature = "portable"));
 
 /// Whether `io::Error::raw_os_error` gives Windows error codes (else errno values).
-pub(crate) const WINDOWS_ERROR_CODES: bool = cfg!(windows);
+pub const WINDOWS_ERROR_CODES: bool = cfg!(windows);
 
 /// What a socket wait waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,47 +98,47 @@ pub(crate) struct Woke {
 }
 
 /// OS error codes as `io::Error::raw_os_error` reports them on this system.
-pub(crate) mod errno {
+pub mod errno {
     #[cfg(all(unix, feature = "portable"))]
-    pub(crate) use libc::ESHUTDOWN;
+    pub use libc::ESHUTDOWN;
     #[cfg(unix)]
-    pub(crate) use libc::{EACCES, EAFNOSUPPORT, EBADF, EMSGSIZE};
+    pub use libc::{EACCES, EAFNOSUPPORT, EBADF, EMSGSIZE};
 
     // Windows Sockets codes (winerror.h). A call on a closed socket: Python's socket module
     // reports what Winsock says for an invalid handle, WSAENOTSOCK, where Unix says EBADF.
     #[cfg(windows)]
-    pub(crate) const EACCES: i32 = 10013;
+    pub const EACCES: i32 = 10013;
     #[cfg(windows)]
-    pub(crate) const EAFNOSUPPORT: i32 = 10047;
+    pub const EAFNOSUPPORT: i32 = 10047;
     #[cfg(windows)]
-    pub(crate) const EBADF: i32 = 10038;
+    pub const EBADF: i32 = 10038;
     #[cfg(windows)]
-    pub(crate) const EMSGSIZE: i32 = 10040;
+    pub const EMSGSIZE: i32 = 10040;
     #[cfg(windows)]
-    pub(crate) const ESHUTDOWN: i32 = 10058;
+    pub const ESHUTDOWN: i32 = 10058;
 }
 
 /// The numbers of Python's `socket` constants on this system (the Python layer's arguments).
-pub(crate) mod consts {
+pub mod consts {
     #[cfg(unix)]
-    pub(crate) use libc::{AF_INET, AF_INET6, IPPROTO_UDP, SOCK_DGRAM};
+    pub use libc::{AF_INET, AF_INET6, IPPROTO_UDP, SOCK_DGRAM};
     #[cfg(windows)]
-    pub(crate) const AF_INET: i32 = 2;
+    pub const AF_INET: i32 = 2;
     #[cfg(windows)]
-    pub(crate) const AF_INET6: i32 = 23;
+    pub const AF_INET6: i32 = 23;
     #[cfg(windows)]
-    pub(crate) const SOCK_DGRAM: i32 = 2;
+    pub const SOCK_DGRAM: i32 = 2;
     #[cfg(windows)]
-    pub(crate) const IPPROTO_UDP: i32 = 17;
+    pub const IPPROTO_UDP: i32 = 17;
 
     /// Flags Linux lets `socket()` take in its type argument (`socket.SOCK_NONBLOCK`,
     /// `socket.SOCK_CLOEXEC`); elsewhere Python has no such constants.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(crate) use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
+    pub use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(crate) const SOCK_NONBLOCK: i32 = 0;
+    pub const SOCK_NONBLOCK: i32 = 0;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(crate) const SOCK_CLOEXEC: i32 = 0;
+    pub const SOCK_CLOEXEC: i32 = 0;
 }
 
 /// The socket's number, as Python's `fileno()` gives it: a file descriptor on Unix, a
