@@ -576,7 +576,7 @@ STD_MACROS = {
     "proptest", "prop_assert", "prop_assert_eq", "prop_oneof",
 }
 STD_ATTRIBUTES = {
-    "allow", "cfg", "derive", "doc", "forbid", "ignore", "inline", "must_use", "test",
+    "allow", "cfg", "derive", "doc", "forbid", "ignore", "inline", "must_use", "test", "warn",
     "proptest_config",
 }
 
