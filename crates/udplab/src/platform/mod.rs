@@ -106,14 +106,19 @@ pub mod errno {
 
     // Windows Sockets codes (winerror.h). A call on a closed socket: Python's socket module
     // reports what Winsock says for an invalid handle, WSAENOTSOCK, where Unix says EBADF.
+    /// WSAEACCES: permission denied (a broadcast without `SO_BROADCAST`).
     #[cfg(windows)]
     pub const EACCES: i32 = 10013;
+    /// WSAEAFNOSUPPORT: an address of the wrong family for the socket.
     #[cfg(windows)]
     pub const EAFNOSUPPORT: i32 = 10047;
+    /// WSAENOTSOCK: a call on a closed socket (Unix says EBADF).
     #[cfg(windows)]
     pub const EBADF: i32 = 10038;
+    /// WSAEMSGSIZE: a datagram too long to send, or longer than the receive buffer.
     #[cfg(windows)]
     pub const EMSGSIZE: i32 = 10040;
+    /// WSAESHUTDOWN: a call on a socket that was shut down.
     #[cfg(windows)]
     pub const ESHUTDOWN: i32 = 10058;
 }
@@ -122,12 +127,16 @@ pub mod errno {
 pub mod consts {
     #[cfg(unix)]
     pub use libc::{AF_INET, AF_INET6, IPPROTO_UDP, SOCK_DGRAM};
+    /// `socket.AF_INET` (IPv4).
     #[cfg(windows)]
     pub const AF_INET: i32 = 2;
+    /// `socket.AF_INET6` (IPv6).
     #[cfg(windows)]
     pub const AF_INET6: i32 = 23;
+    /// `socket.SOCK_DGRAM` (datagrams).
     #[cfg(windows)]
     pub const SOCK_DGRAM: i32 = 2;
+    /// `socket.IPPROTO_UDP`.
     #[cfg(windows)]
     pub const IPPROTO_UDP: i32 = 17;
 
@@ -135,8 +144,10 @@ pub mod consts {
     /// `socket.SOCK_CLOEXEC`); elsewhere Python has no such constants.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK};
+    /// No such flag here: nothing to strip from a type argument.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub const SOCK_NONBLOCK: i32 = 0;
+    /// No such flag here: nothing to strip from a type argument.
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub const SOCK_CLOEXEC: i32 = 0;
 }
