@@ -4,6 +4,7 @@ checks that udplab comes from that environment (not from a source tree) as the s
 extension, then runs a chat on loopback, a socket round trip and `udplab client --help` (the
 console script). Prints one line on success."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -49,5 +50,10 @@ script = Path(sys.executable).with_name("udplab.exe" if sys.platform == "win32" 
 usage = subprocess.run([str(script), "client", "--help"], capture_output=True, text=True,
                        check=True, timeout=60).stdout
 assert usage.startswith("usage: udplab client"), usage
+# The compiled Chinese catalog ships in the wheel.
+usage = subprocess.run([str(script), "client", "--help"], capture_output=True, text=True,
+                       encoding="utf-8", check=True, timeout=60,
+                       env={**os.environ, "UDPLAB_LANG": "zh"}).stdout
+assert usage.startswith("用法：udplab client"), usage
 
 print(f"chat, socket, udplab command ok: CPython {platform.python_version()}, {core.__file__}")

@@ -7,7 +7,9 @@
 
 Each subcommand is one ``add_<name>(sub)`` function below that adds its parser and sets
 ``run`` (a function of the parsed arguments returning the exit status); ``SUBCOMMANDS`` lists
-them, in the order ``--help`` shows them.
+them, in the order ``--help`` shows them. Every text a learner reads goes through ``_()``, so
+that it is Chinese under a Chinese locale or ``UDPLAB_LANG=zh``: see :mod:`udplab._i18n` for how
+to add one.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import shutil
 import signal
 import sys
-import textwrap
 import threading
 import time
+import unicodedata
 from typing import Any, Callable, NoReturn, TextIO
 
 from . import demo
+from ._i18n import N_, _, argparse_translated
 from .chat import ChatC, ChatS
 from .link import Link
 from .wireshark import add_wireshark
@@ -35,16 +39,66 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+        self.exit(2, _("{prog}: error: {message} (see: {prog} --help)").format(
+            prog=self.prog, message=message) + "\n")
 
 
 def _fail(prog: str, message: str) -> int:
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(_("{prog}: error: {message}").format(prog=prog, message=message), file=sys.stderr)
     return 2
 
 
 def _example(*lines: str) -> str:
-    return "example:\n" + "\n".join(f"  {line}" for line in lines)
+    return _("example:") + "\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: two for a wide (Chinese) character."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+_WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"  # CJK characters and full-width forms
+_OPENING, _CLOSING = "（《「『", "，。；：、）！？》」』…"
+# A word or one wide character, with the opening punctuation before it and the closing after.
+_TOKEN = re.compile(rf"\s+|[{_OPENING}]*(?:[^\s{_WIDE}]+|[{_WIDE}])[{_CLOSING}]*")
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` terminal columns: broken at spaces, and between
+    two Chinese characters (each two columns wide), never before closing punctuation nor after
+    opening punctuation."""
+    lines: list[str] = []
+    line, used = "", 0
+    for token in _TOKEN.findall(text):
+        if token.isspace():
+            if line:
+                line, used = line + " ", used + 1
+            continue
+        size = columns(token)
+        if line.strip() and used + size > width:
+            lines.append(line.rstrip())
+            line, used = "", 0
+        line, used = line + token, used + size
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Option help wrapped by terminal columns (a Chinese character takes two); the
+    description, wrapped by ``wrap`` beforehand, and the examples kept as written."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return wrap(text, width)
+
+    def _format_usage(self, usage: Any, actions: Any, groups: Any, prefix: Any) -> str:
+        # argparse indents the usage's later lines by the length of "usage: PROG", in
+        # characters: a Chinese prefix is wider on the screen than it is long.
+        if prefix is None:
+            prefix = argparse._("usage: ")  # type: ignore[attr-defined]
+        text: str = super()._format_usage(usage, actions, groups, prefix)
+        extra = " " * (columns(prefix) - len(prefix))
+        return text.replace("\n ", "\n " + extra) if extra else text
 
 
 def _subcommand(sub: Any, name: str, summary: str, description: str,
@@ -52,8 +106,8 @@ def _subcommand(sub: Any, name: str, summary: str, description: str,
     """Add the subcommand ``name``: ``summary`` in ``udplab --help``, ``description`` (wrapped)
     and ``examples`` (kept as written) in its own ``--help``."""
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=textwrap.fill(description, 79),
-        epilog=_example(*examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+        name, help=summary, description="\n".join(wrap(description, 79)),
+        epilog=_example(*examples), formatter_class=_Help)
     return parser
 
 
@@ -63,57 +117,67 @@ def _port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        raise argparse.ArgumentTypeError(_("not a port number: {text!r}").format(text=text)
+                                          ) from None
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value}")
+        raise argparse.ArgumentTypeError(_("a port is 0-65535, got {value}").format(value=value))
     return value
 
 
 def _target_port(text: str) -> int:
     value = _port(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("the server's port, not 0")
+        raise argparse.ArgumentTypeError(_("the server's port, not 0"))
     return value
 
 
-def _number(text: str, least: float, what: str, *, strict: bool) -> float:
+def _number(text: str, strict: bool, not_a: str, out_of_range: str) -> float:
+    """A finite number at least 0 (more than 0 if ``strict``); the messages take ``{text}``."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-    if not math.isfinite(value) or value < least or (strict and value == least):
-        bound = f"more than {least:g}" if strict else f"at least {least:g}"
-        raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text}")
+        raise argparse.ArgumentTypeError(not_a.format(text=text)) from None
+    if not math.isfinite(value) or value < 0 or (strict and value == 0):
+        raise argparse.ArgumentTypeError(out_of_range.format(text=text))
     return value
 
 
 def _positive_seconds(text: str) -> float:
-    return _number(text, 0, "a number of seconds", strict=True)
+    return _number(text, True, _("not a number of seconds: {text!r}"),
+                   _("must be a number of seconds more than 0, got {text}"))
 
 
 def _seconds(text: str) -> float:
-    return _number(text, 0, "a number of seconds", strict=False)
+    return _number(text, False, _("not a number of seconds: {text!r}"),
+                   _("must be a number of seconds at least 0, got {text}"))
 
 
 def _probability(text: str) -> float:
-    value = _number(text, 0, "a probability", strict=False)
+    value = _number(text, False, _("not a probability: {text!r}"),
+                    _("a probability is from 0 to 1, got {text}"))
     if value > 1:
-        raise argparse.ArgumentTypeError(f"a probability is from 0 to 1, got {text}")
+        raise argparse.ArgumentTypeError(
+            _("a probability is from 0 to 1, got {text}").format(text=text))
     return value
 
 
 def _bytes_per_second(text: str) -> float:
-    return _number(text, 0, "a number of bytes per second", strict=True)
+    return _number(text, True, _("not a number of bytes per second: {text!r}"),
+                   _("must be a number of bytes per second more than 0, got {text}"))
 
 
 def _whole(text: str, least: int, most: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < least or (most is not None and value > most):
-        bound = f"at least {least}" if most is None else f"from {least} to {most}"
-        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        raise argparse.ArgumentTypeError(_("not a whole number: {text!r}").format(text=text)
+                                          ) from None
+    if most is None and value < least:
+        raise argparse.ArgumentTypeError(
+            _("must be at least {least}, got {value}").format(least=least, value=value))
+    if most is not None and not least <= value <= most:
+        raise argparse.ArgumentTypeError(_("must be from {least} to {most}, got {value}").format(
+            least=least, most=most, value=value))
     return value
 
 
@@ -127,14 +191,15 @@ def _seed(text: str) -> int:
 
 def _word(text: str) -> bytes:
     if not text:
-        raise argparse.ArgumentTypeError("must not be empty")
+        raise argparse.ArgumentTypeError(_("must not be empty"))
     return text.encode("utf-8")
 
 
 def _name(text: str) -> str:
     if not text or not text.isprintable() or text.strip() != text:
-        raise argparse.ArgumentTypeError(f"a name is printable text without surrounding spaces, "
-                                         f"such as alice, got {text!r}")
+        raise argparse.ArgumentTypeError(_("a name is printable text without surrounding "
+                                           "spaces, such as alice, got {text!r}").format(
+                                               text=text))
     return text
 
 
@@ -147,7 +212,8 @@ def _either(check: Callable[[str], Any]) -> Callable[[str], Any]:
             return check(parts[0])
         if len(parts) == 2:
             return check(parts[0]), check(parts[1])
-        raise argparse.ArgumentTypeError(f"one value, or UP,DOWN: got {text!r}")
+        raise argparse.ArgumentTypeError(_("one value, or UP,DOWN: got {text!r}").format(
+            text=text))
 
     parse.__name__ = check.__name__.lstrip("_").replace("_", " ")
     return parse
@@ -212,10 +278,8 @@ def _ignore_interrupts() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def _add_capture(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--capture", metavar="FILE",
-                   help=f"write every datagram {what} sends and receives to FILE, a pcap file "
-                        "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)")
+def _add_capture(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--capture", metavar="FILE", help=help)
 
 
 def _capture_error(args: argparse.Namespace) -> int | None:
@@ -227,7 +291,8 @@ def _capture_error(args: argparse.Namespace) -> int | None:
         with open(args.capture, "wb"):
             pass
     except OSError as e:
-        return _fail(args.prog, f"cannot write the capture file {args.capture}: {_reason(e)}")
+        return _fail(args.prog, _("cannot write the capture file {path}: {reason}").format(
+            path=args.capture, reason=_reason(e)))
     return None
 
 
@@ -237,42 +302,65 @@ def _capture_note(stats: dict[str, Any], path: str | None) -> str:
     if path is None or capture is None:
         return ""
     extra = _nonzero({k: v for k, v in capture.items() if k not in ("records", "bytes")})
-    return (f"; capture: {capture['records']} records, {capture['bytes']} bytes in {path}"
-            + (f" ({extra})" if extra else ""))
+    return (_("; capture: {records} records, {bytes} bytes in {path}").format(
+        records=capture["records"], bytes=capture["bytes"], path=path)
+        + (f" ({extra})" if extra else ""))
+
+
+# The counters of ChatS.stats(), Link.stats() and their captures, as the CLI names them.
+_COUNTERS = {
+    "received": N_("received"), "messages": N_("messages"), "sent": N_("sent"),
+    "heartbeats": N_("heartbeats"), "joins": N_("joins"), "quits": N_("quits"),
+    "expiries": N_("expiries"), "send_errors": N_("send errors"),
+    "recv_errors": N_("receive errors"), "notices_dropped": N_("notices not logged"),
+    "clients": N_("clients"), "empty": N_("empty"), "too_long": N_("too long"),
+    "oversize": N_("oversize"), "refused": N_("refused"), "unknown_quit": N_("unknown quit"),
+    "lost": N_("lost"), "duplicated": N_("duplicated"), "reordered": N_("reordered"),
+    "corrupted": N_("corrupted"), "delayed": N_("delayed"),
+    "queue_dropped": N_("dropped from a full queue"), "forwarded": N_("forwarded"),
+    "flushed": N_("flushed at stop"), "queued": N_("queued"),
+    "forwarded_bytes": N_("bytes forwarded"), "mapped": N_("mapped"),
+    "forgotten": N_("forgotten"), "skipped": N_("skipped"), "dropped": N_("dropped"),
+    "errors": N_("errors"), "records": N_("records"), "bytes": N_("bytes"),
+}
 
 
 def _nonzero(counts: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if v and not isinstance(v, dict))
+    """``received 3, messages 1``: the counters that are not zero, by their names."""
+    return _(", ").join(f"{_(_COUNTERS.get(k, k.replace('_', ' ')))} {v}"
+                        for k, v in counts.items() if v and not isinstance(v, dict))
 
 
 # -- udplab server ------------------------------------------------------------------------------
 
 def add_server(sub: Any) -> None:
     p = _subcommand(
-        sub, "server", "run a chat server (ChatS) and log what happens",
-        "Run the notes' group chat server (ChatS): every message a client sends "
-        "goes to every live client; a client silent for INVAL seconds is dropped. "
-        "It logs joins, messages, quits and expiries as they happen; Ctrl-C stops "
-        "it and prints its totals.",
+        sub, "server", _("run a chat server (ChatS) and log what happens"),
+        _("Run the notes' group chat server (ChatS): every message a client sends goes to every "
+          "live client; a client silent for INVAL seconds is dropped. It logs joins, messages, "
+          "quits and expiries as they happen; Ctrl-C stops it and prints its totals."),
         "udplab server --port 10007 --inval 10",
-        "udplab server --port 0    # any free port; it prints which")
+        "udplab server --port 0    # " + _("any free port; it prints which"))
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; '' or 0.0.0.0 listens on "
-                        "every interface, reachable by other machines)")
-    p.add_argument("--port", type=_port, default=10007, help="port (default 10007; 0: any free)")
+                   help=_("address to listen on (default 127.0.0.1; '' or 0.0.0.0 listens on "
+                          "every interface, reachable by other machines)"))
+    p.add_argument("--port", type=_port, default=10007,
+                   help=_("port (default 10007; 0: any free)"))
     p.add_argument("--inval", type=_positive_seconds, default=10.0,
-                   help="seconds of silence before a client is dropped (default 10)")
+                   help=_("seconds of silence before a client is dropped (default 10)"))
     p.add_argument("--no-echo", dest="echo", action="store_false",
-                   help="do not send a message back to its sender")
+                   help=_("do not send a message back to its sender"))
     p.add_argument("--max-clients", type=_count, default=10_000,
-                   help="clients at once; new ones past it are refused (default 10000)")
+                   help=_("clients at once; new ones past it are refused (default 10000)"))
     p.add_argument("--max-payload", type=_count, default=65_507,
-                   help="longest message in bytes; longer ones are dropped (default 65507)")
-    p.add_argument("--heartbeat", type=_word, default=b"HB", help="heartbeat word (default HB)")
-    p.add_argument("--quit", type=_word, default=b"quit", help="quit word (default quit)")
+                   help=_("longest message in bytes; longer ones are dropped (default 65507)"))
+    p.add_argument("--heartbeat", type=_word, default=b"HB",
+                   help=_("heartbeat word (default HB)"))
+    p.add_argument("--quit", type=_word, default=b"quit", help=_("quit word (default quit)"))
     p.add_argument("--prefix", type=_word, default=b"ACK",
-                   help="what the server puts before every broadcast (default ACK)")
-    _add_capture(p, "the server")
+                   help=_("what the server puts before every broadcast (default ACK)"))
+    _add_capture(p, _("write every datagram the server sends and receives to FILE, a pcap file "
+                      "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)"))
     p.set_defaults(run=run_server)
 
 
@@ -284,8 +372,9 @@ def run_server(args: argparse.Namespace) -> int:
 
     def announce() -> str:
         host, port = server.addr[0], server.addr[1]
-        return (f"udplab server listening on {_hostport(server.addr)}; chat with: udplab client "
-                f"{host} {port}  (or: nc -u {host} {port}); Ctrl-C stops")
+        return _("udplab server listening on {addr}; chat with: udplab client {host} {port}  "
+                 "(or: nc -u {host} {port}); Ctrl-C stops").format(
+                     addr=_hostport(server.addr), host=host, port=port)
 
     try:
         server = ChatS(args.host, args.port, args.inval, echo=args.echo,
@@ -294,12 +383,14 @@ def run_server(args: argparse.Namespace) -> int:
                        capture=args.capture)
         _serve_until_ctrl_c(server.start, announce, lambda: server.running)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, f"cannot listen on {args.host}:{args.port}: {_reason(e)}")
+        return _fail(args.prog, _("cannot listen on {host}:{port}: {reason}").format(
+            host=args.host, port=args.port, reason=_reason(e)))
     server.stop()
     stats = server.stats()
     dropped = {k: v for k, v in stats["dropped"].items() if v}
-    print(f"udplab server stopped; stats: {_nonzero(stats) or 'nothing received'}"
-          + (f"; dropped: {_nonzero(dropped)}" if dropped else "")
+    print(_("udplab server stopped; stats: {stats}").format(
+              stats=_nonzero(stats) or _("nothing received"))
+          + (_("; dropped: {dropped}").format(dropped=_nonzero(dropped)) if dropped else "")
           + _capture_note(stats, args.capture), flush=True)
     return 0
 
@@ -317,26 +408,28 @@ def _reason(e: BaseException) -> str:
 
 def add_client(sub: Any) -> None:
     p = _subcommand(
-        sub, "client", "join a chat server: type to send, see what everyone says",
-        "Join the chat server at HOST PORT (a ChatC): each line you type is sent "
-        "(UTF-8), each broadcast is printed as it arrives, above the line you are "
-        "typing. /quit, Ctrl-D or Ctrl-C says quit to the server and exits. With "
-        "stdin not a terminal (a pipe, a file) it sends each line, prints the "
-        "answers until none came for WAIT seconds, and exits.",
+        sub, "client", _("join a chat server: type to send, see what everyone says"),
+        _("Join the chat server at HOST PORT (a ChatC): each line you type is sent (UTF-8), "
+          "each broadcast is printed as it arrives, above the line you are typing. /quit, "
+          "Ctrl-D or Ctrl-C says quit to the server and exits. With stdin not a terminal (a "
+          "pipe, a file) it sends each line, prints the answers until none came for WAIT "
+          "seconds, and exits."),
         "udplab client 127.0.0.1 10007 --name alice",
         "echo hello | udplab client 127.0.0.1 10007")
-    p.add_argument("host", metavar="HOST", help="the server's address, such as 127.0.0.1")
-    p.add_argument("port", metavar="PORT", type=_target_port, help="the server's port")
+    p.add_argument("host", metavar="HOST", help=_("the server's address, such as 127.0.0.1"))
+    p.add_argument("port", metavar="PORT", type=_target_port, help=_("the server's port"))
     p.add_argument("--interval", type=_positive_seconds, default=1.0,
-                   help="seconds between heartbeats (default 1; keep it well under the "
-                        "server's --inval)")
+                   help=_("seconds between heartbeats (default 1; keep it well under the "
+                          "server's --inval)"))
     p.add_argument("--name", type=_name,
-                   help="your name: sent before each of your lines ('alice: hi') and shown "
-                        "in the prompt")
+                   help=_("your name: sent before each of your lines ('alice: hi') and shown "
+                          "in the prompt"))
     p.add_argument("--wait", type=_positive_seconds, default=1.0,
-                   help="stdin not a terminal: exit once nothing arrived for this many seconds "
-                        "after the last line (default 1; at most 10 times that in all)")
-    _add_capture(p, "the client")
+                   help=_("stdin not a terminal: exit once nothing arrived for this many "
+                          "seconds after the last line (default 1; at most 10 times that in "
+                          "all)"))
+    _add_capture(p, _("write every datagram the client sends and receives to FILE, a pcap file "
+                      "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)"))
     p.set_defaults(run=run_client)
 
 
@@ -386,7 +479,8 @@ def run_client(args: argparse.Namespace) -> int:
                        capture=args.capture)
         _held(client.start)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, f"cannot talk to {args.host}:{args.port}: {_reason(e)}")
+        return _fail(args.prog, _("cannot talk to {host}:{port}: {reason}").format(
+            host=args.host, port=args.port, reason=_reason(e)))
     except KeyboardInterrupt:  # while starting
         pass
     else:
@@ -401,7 +495,7 @@ def run_client(args: argparse.Namespace) -> int:
     client.stop()  # says quit
     note = _capture_note(client.stats(), args.capture)
     if note:
-        print(f"udplab client stopped{note}", file=sys.stderr, flush=True)
+        print(_("udplab client stopped") + note, file=sys.stderr, flush=True)
     return 0
 
 
@@ -463,53 +557,56 @@ def _interactive(client: ChatC, prefix: bytes, name: str | None) -> None:
 
 def add_link(sub: Any) -> None:
     p = _subcommand(
-        sub, "link", "relay to a server through a bad network (loss, delay, ...)",
-        "Run a udplab.Link: a relay to the UDP server at TARGET_HOST TARGET_PORT "
-        "that loses, duplicates, reorders, corrupts, delays and rate-limits "
-        "datagrams, the same way for the same --seed. Point clients at the address "
-        "it prints instead of the server's. Each impairment takes one value for "
-        "both directions or UP,DOWN (up: client to server). On a terminal one "
-        "status line shows the counts per direction, updated every second; Ctrl-C "
-        "stops it and prints the totals.",
+        sub, "link", _("relay to a server through a bad network (loss, delay, ...)"),
+        _("Run a udplab.Link: a relay to the UDP server at TARGET_HOST TARGET_PORT that loses, "
+          "duplicates, reorders, corrupts, delays and rate-limits datagrams, the same way for "
+          "the same --seed. Point clients at the address it prints instead of the server's. "
+          "Each impairment takes one value for both directions or UP,DOWN (up: client to "
+          "server). On a terminal one status line shows the counts per direction, updated "
+          "every second; Ctrl-C stops it and prints the totals."),
         "udplab link 127.0.0.1 10007 --loss 0.2 --delay 0.1 --jitter 0.05",
         "udplab link 127.0.0.1 10007 --port 10008 --loss 0,0.5 --seed 1")
-    p.add_argument("target_host", metavar="TARGET_HOST", help="the server's address")
+    p.add_argument("target_host", metavar="TARGET_HOST", help=_("the server's address"))
     p.add_argument("target_port", metavar="TARGET_PORT", type=_target_port,
-                   help="the server's port")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=0, help="port to listen on (default 0: any free)")
+                   help=_("the server's port"))
+    p.add_argument("--host", default="127.0.0.1",
+                   help=_("address to listen on (default 127.0.0.1)"))
+    p.add_argument("--port", type=_port, default=0,
+                   help=_("port to listen on (default 0: any free)"))
     probability, seconds = _either(_probability), _either(_seconds)
     p.add_argument("--loss", metavar="P[,P]", type=probability, default=0.0,
-                   help="probability a datagram is lost")
+                   help=_("probability a datagram is lost"))
     p.add_argument("--duplicate", metavar="P[,P]", type=probability, default=0.0,
-                   help="probability a datagram is sent twice")
+                   help=_("probability a datagram is sent twice"))
     p.add_argument("--reorder", metavar="P[,P]", type=probability, default=0.0,
-                   help="probability a datagram overtakes the delayed ones (needs --delay)")
+                   help=_("probability a datagram overtakes the delayed ones (needs --delay)"))
     p.add_argument("--corrupt", metavar="P[,P]", type=probability, default=0.0,
-                   help="probability a datagram gets one bit flipped")
+                   help=_("probability a datagram gets one bit flipped"))
     p.add_argument("--delay", metavar="S[,S]", type=seconds, default=0.0,
-                   help="seconds each datagram waits")
+                   help=_("seconds each datagram waits"))
     p.add_argument("--jitter", metavar="S[,S]", type=seconds, default=0.0,
-                   help="seconds the delay varies by, either way")
+                   help=_("seconds the delay varies by, either way"))
     p.add_argument("--rate", metavar="BPS[,BPS]", type=_either(_bytes_per_second), default=None,
-                   help="bytes of payload per second (default: no limit)")
+                   help=_("bytes of payload per second (default: no limit)"))
     p.add_argument("--limit", metavar="N[,N]", type=_either(_count), default=1000,
-                   help="datagrams waiting per direction; more are dropped (default 1000)")
-    p.add_argument("--seed", type=_seed, help="same seed, same fate for each datagram "
-                                              "(default: a random one, printed)")
-    _add_capture(p, "the link")
+                   help=_("datagrams waiting per direction; more are dropped (default 1000)"))
+    p.add_argument("--seed", type=_seed,
+                   help=_("same seed, same fate for each datagram (default: a random one, "
+                          "printed)"))
+    _add_capture(p, _("write every datagram the link sends and receives to FILE, a pcap file "
+                      "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)"))
     p.set_defaults(run=run_link)
 
 
-STATUS_KEYS = (("in", "received"), ("out", "forwarded"), ("lost", "lost"),
-               ("dup", "duplicated"), ("reord", "reordered"))
+_DIRECTIONS = {"up": N_("up: {counts}"), "down": N_("down: {counts}")}
 
 
 def status_line(stats: dict[str, Any]) -> str:
     """``up: in 3 out 2 lost 1 dup 0 reord 0 | down: ...``."""
     return " | ".join(
-        f"{d}: " + " ".join(f"{label} {stats[d][key]}" for label, key in STATUS_KEYS)
-        for d in ("up", "down"))
+        _(_DIRECTIONS[d]).format(counts=_(
+            "in {received} out {forwarded} lost {lost} dup {duplicated} reord {reordered}"
+        ).format(**stats[d])) for d in ("up", "down"))
 
 
 class _StatusLine:
@@ -572,8 +669,10 @@ def run_link(args: argparse.Namespace) -> int:
 
     def announce() -> str:
         host, port = link.addr[0], link.addr[1]
-        return (f"udplab link on {_hostport(link.addr)} relays to {_hostport(target)} (seed "
-                f"{link.seed}); point clients at it: udplab client {host} {port}; Ctrl-C stops")
+        return _("udplab link on {addr} relays to {target} (seed {seed}); point clients at "
+                 "it: udplab client {host} {port}; Ctrl-C stops").format(
+                     addr=_hostport(link.addr), target=_hostport(target), seed=link.seed,
+                     host=host, port=port)
 
     try:
         link = Link(target, loss=args.loss, duplicate=args.duplicate, reorder=args.reorder,
@@ -584,16 +683,18 @@ def run_link(args: argparse.Namespace) -> int:
                             tick=lambda: status.update(status_line(link.stats())),
                             say=status.above)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, f"cannot relay {args.host}:{args.port} -> "
-                                f"{_hostport(target)}: {_reason(e)}")
+        return _fail(args.prog, _("cannot relay {listen} -> {target}: {reason}").format(
+            listen=f"{args.host}:{args.port}", target=_hostport(target), reason=_reason(e)))
     link.stop()
     status.end()
     stats = link.stats()
     for d in ("up", "down"):
-        print(f"udplab link stopped; {d}: {_nonzero(stats[d]) or 'nothing'}", flush=True)
+        print(_("udplab link stopped; {direction}").format(
+            direction=_(_DIRECTIONS[d]).format(counts=_nonzero(stats[d]) or _("nothing"))),
+            flush=True)
     note = _capture_note(stats, args.capture)
     if note:
-        print(f"udplab link stopped{note}", flush=True)
+        print(_("udplab link stopped") + note, flush=True)
     return 0
 
 
@@ -601,13 +702,13 @@ def run_link(args: argparse.Namespace) -> int:
 
 def add_demo(sub: Any) -> None:
     p = _subcommand(
-        sub, "demo", "run the tutorial's server, client and group chat",
-        "Run the tutorial's UDP server and client, then a group chat of alice, "
-        "bob and carol, on loopback.",
+        sub, "demo", _("run the tutorial's server, client and group chat"),
+        _("Run the tutorial's UDP server and client, then a group chat of alice, bob and "
+          "carol, on loopback."),
         "udplab demo --inval 2")
     p.add_argument("--inval", type=demo.short_inval, default=1.0,
-                   help="seconds of silence before the server drops a client, at most 5 "
-                        "(default 1)")
+                   help=_("seconds of silence before the server drops a client, at most 5 "
+                          "(default 1)"))
     p.set_defaults(run=lambda args: demo.run(args.inval))
 
 
@@ -619,15 +720,16 @@ SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, ad
 def parser(prog: str = "udplab") -> argparse.ArgumentParser:
     top = _Parser(
         prog=prog,
-        description=textwrap.fill("udplab: UDP chat across terminals, as in the notes. Start a "
-                                  "server, then clients in other terminals (HOST PORT as the "
-                                  "server prints them).", 79),
-        epilog=_example("udplab server --port 10007                   # terminal 1",
-                        "udplab client 127.0.0.1 10007 --name alice   # terminal 2",
-                        "udplab client 127.0.0.1 10007 --name bob     # terminal 3",
-                        "nc -u 127.0.0.1 10007                        # netcat works too",
-                        "udplab server --help                         # its options"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        description="\n".join(wrap(_(
+            "udplab: UDP chat across terminals, as in the notes. Start a server, then clients "
+            "in other terminals (HOST PORT as the server prints them)."), 79)),
+        epilog=_example("udplab server --port 10007                   # " + _("terminal 1"),
+                        "udplab client 127.0.0.1 10007 --name alice   # " + _("terminal 2"),
+                        "udplab client 127.0.0.1 10007 --name bob     # " + _("terminal 3"),
+                        "nc -u 127.0.0.1 10007                        # "
+                        + _("netcat works too"),
+                        "udplab server --help                         # " + _("its options")),
+        formatter_class=_Help)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
@@ -635,7 +737,8 @@ def parser(prog: str = "udplab") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "udplab") -> int:
-    args = parser(prog).parse_args(argv)
+    with argparse_translated():
+        args = parser(prog).parse_args(argv)
     args.prog = f"{prog} {args.command}"
     if threading.current_thread() is not threading.main_thread():
         return int(args.run(args))
