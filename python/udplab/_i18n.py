@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import gettext
 import os
 from collections.abc import Iterator
@@ -41,15 +40,17 @@ LOCALE_DIR = Path(__file__).with_name("locale")
 _VARIABLES = ("UDPLAB_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
+_LOADED: dict[tuple[str, ...], gettext.NullTranslations] = {}
+
+
 def _translations() -> gettext.NullTranslations:
-    return _cached(tuple(os.environ.get(name, "") for name in _VARIABLES))
-
-
-@functools.lru_cache(maxsize=8)
-def _cached(variables: tuple[str, ...]) -> gettext.NullTranslations:
-    chosen = variables[0]
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen] if chosen else None,
-                               fallback=True)
+    """The catalog for the environment as it is now (looked up once per setting)."""
+    variables = tuple(os.environ.get(name, "") for name in _VARIABLES)
+    if variables not in _LOADED:
+        chosen = variables[0]
+        _LOADED[variables] = gettext.translation(
+            DOMAIN, LOCALE_DIR, languages=[chosen] if chosen else None, fallback=True)
+    return _LOADED[variables]
 
 
 def _(message: str) -> str:
