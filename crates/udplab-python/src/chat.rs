@@ -151,6 +151,16 @@ impl PyChatServer {
         self.inner.set_tap(Some(capture.tap()))
     }
 
+    /// Tells `feed` of every datagram and event (join, expire) from now on.
+    fn watch(&self, feed: &super::watch::PyFeed) {
+        self.inner.watch(Arc::clone(&feed.inner));
+    }
+
+    /// Stops telling `feed`; True if it was watching.
+    fn unwatch(&self, feed: &super::watch::PyFeed) -> bool {
+        self.inner.unwatch(&feed.inner)
+    }
+
     /// Serves until `stop()`; run it on a thread of its own.
     fn serve(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.serve()).map_err(os_error)
@@ -267,6 +277,16 @@ impl PyChatClient {
     /// Records every datagram in `capture`; only before serving (False after).
     fn set_capture(&self, capture: &super::capture::PyCapture) -> bool {
         self.inner.set_tap(Some(capture.tap()))
+    }
+
+    /// Tells `feed` of every datagram sent and received from now on.
+    fn watch(&self, feed: &super::watch::PyFeed) {
+        self.inner.watch(Arc::clone(&feed.inner));
+    }
+
+    /// Stops telling `feed`; True if it was watching.
+    fn unwatch(&self, feed: &super::watch::PyFeed) -> bool {
+        self.inner.unwatch(&feed.inner)
     }
 
     fn receive_loop(&self, py: Python<'_>) {

@@ -21,6 +21,7 @@ mod capture;
 mod chat;
 mod link;
 mod socket;
+mod watch;
 
 pub(crate) use udplab::platform::consts::{AF_INET, AF_INET6, SOCK_DGRAM};
 /// A datagram can be no longer than this, so a larger receive buffer would only waste memory.
@@ -301,5 +302,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<capture::PyCapture>()?;
     chat::register(m)?;
     link::register(m)?;
+    watch::register(m)?;
     Ok(())
 }

@@ -157,6 +157,16 @@ impl PyLink {
         self.inner.set_tap(Some(capture.tap()))
     }
 
+    /// Tells `feed` of every datagram's fate from now on.
+    fn watch(&self, feed: &super::watch::PyFeed) {
+        self.inner.watch(Arc::clone(&feed.inner));
+    }
+
+    /// Stops telling `feed`; True if it was watching.
+    fn unwatch(&self, feed: &super::watch::PyFeed) -> bool {
+        self.inner.unwatch(&feed.inner)
+    }
+
     /// Relays until `stop()`; run it on a thread of its own.
     fn serve(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.serve()).map_err(os_error)

@@ -17,6 +17,7 @@ use crate::platform::errno;
 use crate::proto::{BytesRepr, Words};
 use crate::socket::{closed_error, deadline, next_wait, Check};
 use crate::timing::TICK;
+use crate::watch::{Feed, Sighting, Watchers};
 
 /// Datagrams kept for [`ChatClient::recv`] before the oldest are dropped.
 pub const DEFAULT_QUEUE: usize = 1024;
@@ -78,8 +79,9 @@ impl Handler for Receiving<'_> {
         std::slice::from_ref(&*self.endpoint)
     }
 
-    fn datagram(&mut self, _index: usize, data: &[u8], _from: SocketAddr, _now: Instant) {
+    fn datagram(&mut self, _index: usize, data: &[u8], _from: SocketAddr, now: Instant) {
         let client = self.client;
+        client.sighted(false, data, now);
         client.watched(|w, now| w.answered(now));
         info!("{}{}", client.tag, BytesRepr(data));
         client.received.fetch_add(1, Ordering::Relaxed);
@@ -134,6 +136,8 @@ pub struct ChatClient {
     heartbeats: AtomicU64,
     errors: AtomicU64,
     watch: Mutex<ServerWatch>,
+    /// Who watches every datagram sent and received (`udplab.view`).
+    watchers: Mutex<Watchers>,
 }
 
 impl ChatClient {
@@ -169,6 +173,7 @@ impl ChatClient {
             heartbeats: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             watch: Mutex::new(ServerWatch::default()),
+            watchers: Mutex::default(),
         })
     }
 
@@ -205,13 +210,36 @@ impl ChatClient {
         }
     }
 
+    /// Tells `feed` of every datagram sent and received from now on (running or not).
+    pub fn watch(&self, feed: Arc<Feed>) {
+        lock(&self.watchers).add(feed);
+    }
+
+    /// Stops telling `feed`; true if it was watching.
+    pub fn unwatch(&self, feed: &Arc<Feed>) -> bool {
+        lock(&self.watchers).remove(feed)
+    }
+
+    /// Tells the watchers of a datagram sent to the server (at `at`, read before the send: the
+    /// server may see it before this thread runs again) or received from it.
+    fn sighted(&self, sent: bool, data: &[u8], at: Instant) {
+        let (from, to) = if sent {
+            (self.local, self.server)
+        } else {
+            (self.server, self.local)
+        };
+        let what = if sent { "sent" } else { "received" };
+        lock(&self.watchers).tell(|| Sighting::new(at, what, "delivered", from, to, data));
+    }
+
     fn endpoint(&self) -> io::Result<Arc<Endpoint>> {
         lock(&self.endpoint).clone().ok_or_else(closed_error)
     }
 
     fn send_raw(&self, data: &[u8]) -> io::Result<usize> {
         let endpoint = self.endpoint()?;
-        match endpoint.send(data) {
+        let at = Instant::now();
+        let sent = match endpoint.send(data) {
             // A connected socket reports an earlier datagram's ICMP "port unreachable" on the
             // next call, which then sends nothing: that error is stale, so send once more.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -219,7 +247,11 @@ impl ChatClient {
                 endpoint.send(data)
             }
             other => other,
+        };
+        if sent.is_ok() {
+            self.sighted(true, data, at);
         }
+        sent
     }
 
     /// Sends a chat message (waiting at most [`SEND_WAIT`](crate::timing::SEND_WAIT) for
@@ -376,8 +408,10 @@ impl ChatClient {
         };
         // Stopped before the quit goes out: a refusal of it is no news to the receive loop.
         self.waker.stop();
-        if let Err(e) = endpoint.send(&self.words.quit) {
-            debug!("{}chat quit to {} failed: {e}", self.tag, self.server);
+        let at = Instant::now();
+        match endpoint.send(&self.words.quit) {
+            Ok(_) => self.sighted(true, &self.words.quit, at),
+            Err(e) => debug!("{}chat quit to {} failed: {e}", self.tag, self.server),
         }
         drop(endpoint);
         {

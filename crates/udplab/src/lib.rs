@@ -18,11 +18,13 @@
 //! - [`platform`]: every call that differs per system (waiting on sockets, waking a loop,
 //!   batched sends), with a Unix path (Linux, macOS) and a portable one (std and socket2 only:
 //!   Windows, and Linux with the cargo feature `portable`);
+//! - [`watch`]: a live feed of every datagram and its fate, for a watcher such as a web view;
 //! - [`timing`]: how long the core waits ([`timing::TICK`], [`timing::SEND_WAIT`]) and how it
 //!   places a monotonic instant on the wall clock.
 //!
-//! Each module uses only the ones listed after it in this order: `timing` and `platform` at the
-//! bottom, then `socket`, `proto` and `peers`, then `endpoint`, then what runs on it.
+//! Each module uses only the ones listed after it in this order: `timing`, `platform` and
+//! `watch` at the bottom, then `socket`, `proto` and `peers`, then `endpoint`, then what runs on
+//! it.
 //!
 //! # A chat server and a client
 //!
@@ -156,6 +158,7 @@ pub mod server;
 pub mod socket;
 mod throttle;
 pub mod timing;
+pub mod watch;
 
 // The crate's README, whose example runs as a doctest too.
 #[doc = include_str!("../README.md")]

@@ -18,6 +18,7 @@ use crate::fanout::{Fanout, SocketFanout};
 use crate::peers::{PeerTable, Touch, DEFAULT_MAX_CLIENTS};
 use crate::proto::{BytesRepr, Message, Words, DEFAULT_PREFIX, UDP_MAX_PAYLOAD};
 use crate::throttle::{held_note, RateLimit};
+use crate::watch::{Feed, Sighting, Watchers};
 use log::{debug, info, warn};
 
 /// Events kept for [`ChatServer::events`].
@@ -141,6 +142,17 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::Refused => "refused",
             DropReason::UnknownQuit => "unknown_quit",
+        }
+    }
+
+    /// The fate of a datagram dropped for this reason, as a watcher shows it.
+    pub fn fate(self) -> &'static str {
+        match self {
+            DropReason::Empty => "dropped:empty",
+            DropReason::TooLong => "dropped:too_long",
+            DropReason::Oversize => "dropped:oversize",
+            DropReason::Refused => "dropped:refused",
+            DropReason::UnknownQuit => "dropped:unknown_quit",
         }
     }
 }
@@ -338,6 +350,10 @@ pub struct Hub {
     limit: RateLimit,
     /// What to log once the caller has released the hub ([`Hub::take_logs`]).
     logs: Logs,
+    /// Who watches every datagram and event (`udplab.view`), and the server's own address
+    /// to show them.
+    watchers: Watchers,
+    here: SocketAddr,
 }
 
 impl Hub {
@@ -355,8 +371,22 @@ impl Hub {
             others: Vec::new(),
             limit: RateLimit::default(),
             logs: Logs::default(),
+            watchers: Watchers::default(),
+            here: SocketAddr::from(([0, 0, 0, 0], 0)),
             config,
         }
+    }
+
+    /// Tells `feed` of every datagram received and sent and of every join and expiry, from
+    /// now on; the sightings name the server `here`.
+    pub fn watch(&mut self, feed: Arc<Feed>, here: SocketAddr) {
+        self.here = here;
+        self.watchers.add(feed);
+    }
+
+    /// Stops telling `feed`; true if it was watching.
+    pub fn unwatch(&mut self, feed: &Arc<Feed>) -> bool {
+        self.watchers.remove(feed)
     }
 
     /// Handles one datagram received at `now`; `fanout` delivers broadcasts.
@@ -364,30 +394,30 @@ impl Hub {
         self.stats.received += 1;
         self.expire(now);
         match Message::parse(data, &self.config.words) {
-            Message::Empty => self.drop_datagram(DropReason::Empty, from, now),
+            Message::Empty => self.drop_datagram(DropReason::Empty, data, from, now),
             Message::Heartbeat => {
-                if self.touch(from, now) {
+                if self.touch(from, data, now) {
                     self.stats.heartbeats += 1;
-                    self.record(EventKind::Heartbeat, from, now, &[]);
+                    self.record(EventKind::Heartbeat, from, now, &[], data);
                     self.logs.push(Line::Heartbeat(from));
                 }
             }
             Message::Quit => match self.peers.remove(&from) {
                 Some(_) => {
                     self.stats.quits += 1;
-                    self.record(EventKind::Quit, from, now, &[]);
+                    self.record(EventKind::Quit, from, now, &[], data);
                     self.logs.push(Line::Left(from));
                 }
-                None => self.drop_datagram(DropReason::UnknownQuit, from, now),
+                None => self.drop_datagram(DropReason::UnknownQuit, data, from, now),
             },
             Message::Chat(payload) => {
                 if payload.len() > self.config.max_payload {
-                    self.drop_datagram(DropReason::TooLong, from, now);
+                    self.drop_datagram(DropReason::TooLong, data, from, now);
                 } else if self.config.prefix.len() + payload.len() > UDP_MAX_PAYLOAD {
-                    self.drop_datagram(DropReason::Oversize, from, now);
-                } else if self.touch(from, now) {
+                    self.drop_datagram(DropReason::Oversize, data, from, now);
+                } else if self.touch(from, data, now) {
                     self.stats.messages += 1;
-                    self.record(EventKind::Message, from, now, payload);
+                    self.record(EventKind::Message, from, now, payload, data);
                     self.logs.says(from, payload);
                     self.broadcast(payload, from, now, fanout);
                 }
@@ -406,24 +436,25 @@ impl Hub {
             .expire(now, inval, |addr, last| gone.push((addr, last)));
         for (addr, last) in gone {
             self.stats.expiries += 1;
-            self.record(EventKind::Expire, addr, now, &[]);
+            self.record(EventKind::Expire, addr, now, &[], &[]);
             let silent = now.saturating_duration_since(last);
             self.logs.push(Line::Expired(addr, silent));
         }
     }
 
-    /// Joins or refreshes `from`; false (and a counted drop) when the table is full.
-    fn touch(&mut self, from: SocketAddr, now: Instant) -> bool {
+    /// Joins or refreshes `from`, who sent `data`; false (and a counted drop) when the table
+    /// is full.
+    fn touch(&mut self, from: SocketAddr, data: &[u8], now: Instant) -> bool {
         match self.peers.touch_at(from, now, (self.wall_clock)()) {
             Touch::Refreshed => true,
             Touch::Joined => {
                 self.stats.joins += 1;
-                self.record(EventKind::Join, from, now, &[]);
+                self.record(EventKind::Join, from, now, &[], &[]);
                 self.logs.push(Line::Joined(from));
                 true
             }
             Touch::Refused => {
-                self.drop_datagram(DropReason::Refused, from, now);
+                self.drop_datagram(DropReason::Refused, data, from, now);
                 false
             }
         }
@@ -446,17 +477,35 @@ impl Hub {
             to = &self.others;
         }
         let (stats, limit, logs) = (&mut self.stats, &mut self.limit, &mut self.logs);
+        let (watchers, here, out) = (&self.watchers, self.here, &self.out);
+        let mut failed = Vec::new();
         stats.sent += fanout.send_all(&self.out, to, &mut |addr, e| {
             stats.send_errors += 1;
+            if !watchers.is_empty() {
+                failed.push(addr);
+            }
             if let Some(held) = limit.allow(("send", errno_key(&e)), now) {
                 let text = format!("chat send to {addr} failed: {e}{}", held_note(held));
                 logs.push(Line::Warn(text));
             }
         });
+        for &addr in to {
+            watchers.tell(|| {
+                let end = if failed.contains(&addr) {
+                    "send_errors"
+                } else {
+                    "delivered"
+                };
+                Sighting::new(now, "broadcast", end, here, addr, out)
+            });
+        }
     }
 
-    fn drop_datagram(&mut self, reason: DropReason, from: SocketAddr, now: Instant) {
+    fn drop_datagram(&mut self, reason: DropReason, data: &[u8], from: SocketAddr, now: Instant) {
         self.stats.dropped[reason as usize] += 1;
+        let here = self.here;
+        self.watchers
+            .tell(|| Sighting::new(now, "dropped", reason.fate(), from, here, data));
         if let Some(held) = self.limit.allow((reason.name(), 0), now) {
             let text = format!(
                 "chat dropped a datagram from {from}: {}{}",
@@ -475,7 +524,19 @@ impl Hub {
         }
     }
 
-    fn record(&mut self, kind: EventKind, addr: SocketAddr, at: Instant, payload: &[u8]) {
+    /// Keeps an event in the history (and for callbacks, and tells the watchers): `payload` is
+    /// a message's chat payload, `datagram` the bytes received (empty for a join or expiry).
+    fn record(
+        &mut self,
+        kind: EventKind,
+        addr: SocketAddr,
+        at: Instant,
+        payload: &[u8],
+        datagram: &[u8],
+    ) {
+        let here = self.here;
+        self.watchers
+            .tell(|| Sighting::new(at, kind.name(), "delivered", addr, here, datagram));
         let wall = (self.wall_clock)();
         let event = Event {
             at,
@@ -758,6 +819,16 @@ impl ChatServer {
     /// The live clients and the wall-clock time each was last heard from.
     pub fn clients(&self) -> Vec<(SocketAddr, SystemTime)> {
         lock(&self.hub).peers.iter_wall().collect()
+    }
+
+    /// Tells `feed` of every datagram and event from now on (running or not).
+    pub fn watch(&self, feed: Arc<Feed>) {
+        lock(&self.hub).watch(feed, self.addr);
+    }
+
+    /// Stops telling `feed`; true if it was watching.
+    pub fn unwatch(&self, feed: &Arc<Feed>) -> bool {
+        lock(&self.hub).unwatch(feed)
     }
 
     /// The event history with wall-clock times, oldest first.

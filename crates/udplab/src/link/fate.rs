@@ -6,10 +6,13 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_pcg::rand_core::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
+
+use crate::watch::{Feed, Marks, Sighting, Watchers};
 
 /// Which way a datagram travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -430,6 +433,10 @@ pub struct Queued {
     pub reordered: bool,
     /// One bit flipped.
     pub corrupted: bool,
+    /// Waited a positive delay.
+    pub delayed: bool,
+    /// When the datagram reached the link.
+    pub arrived: Instant,
 }
 
 /// The heap order: by due time, then by arrival.
@@ -478,12 +485,13 @@ pub struct Lane {
 pub enum Admitted {
     /// Lost by the loss model.
     Lost,
-    /// This many copies queued (1 or 2) and this many dropped for a full queue.
+    /// This many copies queued (1 or 2); the copies dropped for a full queue, by whether each
+    /// was to wait a delay (first copy, then second).
     Queued {
         /// Copies now waiting.
         queued: u8,
-        /// Copies dropped because the queue was full.
-        dropped: u8,
+        /// Copies dropped because the queue was full: `Some(delayed)` for each.
+        dropped: [Option<bool>; 2],
     },
 }
 
@@ -523,7 +531,7 @@ impl Lane {
         if fate.duplicated() {
             self.stats.duplicated += 1;
         }
-        let (mut queued, mut dropped) = (0, 0);
+        let (mut queued, mut dropped) = (0, [None, None]);
         for (i, copy) in fate.copies.into_iter().flatten().enumerate() {
             if copy.flip.is_some() {
                 self.stats.corrupted += 1;
@@ -536,7 +544,7 @@ impl Lane {
             }
             if self.queue.len() >= self.imp.limit {
                 self.stats.queue_dropped += 1;
-                dropped += 1;
+                dropped[i] = Some(!copy.delay.is_zero());
                 continue;
             }
             let due = self.due(now, copy, data.len());
@@ -557,6 +565,8 @@ impl Lane {
                     duplicate: i == 1,
                     reordered: copy.reordered,
                     corrupted: copy.flip.is_some(),
+                    delayed: !copy.delay.is_zero(),
+                    arrived: now,
                 },
             }));
             self.stats.queued += 1;
@@ -688,6 +698,31 @@ impl Outcome {
         }
     }
 
+    /// How it ended and what was done to it, in the names of the link's counters (for a
+    /// watcher: see [`crate::watch`]).
+    pub fn fate(self) -> (&'static str, Marks) {
+        match self {
+            Outcome::Refused => ("refused", Marks::default()),
+            Outcome::Lost => ("lost", Marks::default()),
+            Outcome::QueueDropped => ("queue_dropped", Marks::default()),
+            Outcome::SendError => ("send_errors", Marks::default()),
+            Outcome::Flushed => ("flushed", Marks::default()),
+            Outcome::Forwarded {
+                duplicate,
+                reordered,
+                corrupted,
+            } => (
+                "forwarded",
+                Marks {
+                    duplicated: duplicate,
+                    reordered,
+                    corrupted,
+                    delayed: false,
+                },
+            ),
+        }
+    }
+
     fn forwarded(copy: &Queued) -> Outcome {
         Outcome::Forwarded {
             duplicate: copy.duplicate,
@@ -721,6 +756,9 @@ pub struct Impairer {
     lanes: [Lane; 2],
     history: VecDeque<LinkEvent>,
     capacity: usize,
+    /// Who watches every fate (`udplab.view`), and the target to name in their sightings.
+    watchers: Watchers,
+    target: SocketAddr,
 }
 
 impl Impairer {
@@ -733,21 +771,53 @@ impl Impairer {
             ],
             history: VecDeque::with_capacity(history.min(DEFAULT_EVENTS)),
             capacity: history,
+            watchers: Watchers::default(),
+            target: SocketAddr::from(([0, 0, 0, 0], 0)),
         }
+    }
+
+    /// Tells `feed` of every datagram's fate from now on, naming the far end `target`.
+    pub fn watch(&mut self, feed: Arc<Feed>, target: SocketAddr) {
+        self.target = target;
+        self.watchers.add(feed);
+    }
+
+    /// Stops telling `feed`; true if it was watching.
+    pub fn unwatch(&mut self, feed: &Arc<Feed>) -> bool {
+        self.watchers.remove(feed)
     }
 
     fn lane(&mut self, direction: Direction) -> &mut Lane {
         &mut self.lanes[direction.index()]
     }
 
+    /// Keeps what became of a datagram or copy at `at` in the history, and tells the watchers
+    /// (with when it `arrived`, and whether it waited a delay).
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         at: Instant,
         direction: Direction,
         client: SocketAddr,
         outcome: Outcome,
-        size: usize,
+        data: &[u8],
+        arrived: Instant,
+        delayed: bool,
     ) {
+        let target = self.target;
+        self.watchers.tell(|| {
+            let (from, to) = match direction {
+                Direction::Up => (client, target),
+                Direction::Down => (target, client),
+            };
+            let (end, mut marks) = outcome.fate();
+            marks.delayed = delayed;
+            let mut sighting = Sighting::new(arrived, direction.name(), end, from, to, data);
+            sighting.marks = marks;
+            sighting.left = matches!(outcome, Outcome::Forwarded { .. }).then_some(at);
+            sighting
+        });
+        let size = data.len();
         if self.capacity == 0 {
             return;
         }
@@ -766,19 +836,28 @@ impl Impairer {
     /// A datagram from `client` (up) or for it (down) arrives at `now`.
     pub fn admit(&mut self, direction: Direction, data: &[u8], client: SocketAddr, now: Instant) {
         match self.lane(direction).admit(data, client, now) {
-            Admitted::Lost => self.record(now, direction, client, Outcome::Lost, data.len()),
+            Admitted::Lost => self.record(now, direction, client, Outcome::Lost, data, now, false),
             Admitted::Queued { dropped, .. } => {
-                for _ in 0..dropped {
-                    self.record(now, direction, client, Outcome::QueueDropped, data.len());
+                for delayed in dropped.into_iter().flatten() {
+                    let outcome = Outcome::QueueDropped;
+                    self.record(now, direction, client, outcome, data, now, delayed);
                 }
             }
         }
     }
 
     /// A datagram from a new client while the table is full.
-    pub fn refuse(&mut self, data_len: usize, client: SocketAddr, now: Instant) {
+    pub fn refuse(&mut self, data: &[u8], client: SocketAddr, now: Instant) {
         self.lane(Direction::Up).refuse();
-        self.record(now, Direction::Up, client, Outcome::Refused, data_len);
+        self.record(
+            now,
+            Direction::Up,
+            client,
+            Outcome::Refused,
+            data,
+            now,
+            false,
+        );
     }
 
     /// The earliest time a copy of either direction is due.
@@ -798,7 +877,10 @@ impl Impairer {
         } else {
             Outcome::SendError
         };
-        self.record(now, direction, copy.client, outcome, copy.data.len());
+        let (client, arrived, delayed) = (copy.client, copy.arrived, copy.delayed);
+        self.record(
+            now, direction, client, outcome, &copy.data, arrived, delayed,
+        );
         self.lane(direction).sent(copy, ok);
     }
 
@@ -806,7 +888,7 @@ impl Impairer {
     pub fn forget(&mut self, client: SocketAddr, now: Instant) {
         for direction in Direction::BOTH {
             for copy in self.lane(direction).forget(client) {
-                self.record(now, direction, client, Outcome::Flushed, copy.data.len());
+                self.flushed(now, direction, &copy);
             }
         }
     }
@@ -815,15 +897,22 @@ impl Impairer {
     pub fn flush(&mut self, now: Instant) {
         for direction in Direction::BOTH {
             for copy in self.lane(direction).flush() {
-                self.record(
-                    now,
-                    direction,
-                    copy.client,
-                    Outcome::Flushed,
-                    copy.data.len(),
-                );
+                self.flushed(now, direction, &copy);
             }
         }
+    }
+
+    fn flushed(&mut self, now: Instant, direction: Direction, copy: &Queued) {
+        let (client, arrived, delayed) = (copy.client, copy.arrived, copy.delayed);
+        self.record(
+            now,
+            direction,
+            client,
+            Outcome::Flushed,
+            &copy.data,
+            arrived,
+            delayed,
+        );
     }
 
     /// The counters of both directions, up first.

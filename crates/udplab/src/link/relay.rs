@@ -21,6 +21,7 @@ use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
 use crate::endpoint::{DEFAULT_RCVBUF, DEFAULT_SPIN};
 use crate::throttle::RateLimit;
 use crate::timing::wall_time;
+use crate::watch::Feed;
 
 /// The logger (`udplab.link` in Python).
 const LOG: &str = "udplab::link";
@@ -283,6 +284,16 @@ impl Relay {
         lock(&self.shared).clients.clone()
     }
 
+    /// Tells `feed` of every datagram's fate from now on (running or not).
+    pub fn watch(&self, feed: Arc<Feed>) {
+        lock(&self.shared).core.watch(feed, self.target);
+    }
+
+    /// Stops telling `feed`; true if it was watching.
+    pub fn unwatch(&self, feed: &Arc<Feed>) -> bool {
+        lock(&self.shared).core.unwatch(feed)
+    }
+
     /// The history with wall-clock times, oldest first.
     pub fn events(&self) -> Vec<(SystemTime, Direction, SocketAddr, Outcome, usize)> {
         lock(&self.shared)
@@ -423,7 +434,7 @@ impl Handler for Relaying<'_> {
                     self.clients[i].1 = now;
                     shared.core.admit(Direction::Up, data, from, now);
                 }
-                None => shared.core.refuse(data.len(), from, now),
+                None => shared.core.refuse(data, from, now),
             }
         } else if let Some(entry) = self.clients.get_mut(index - 1) {
             entry.1 = now;
