@@ -8,6 +8,8 @@
   corrupts, delays and rate-limits datagrams, the same way for the same seed.
 - ``capture=`` on all three writes every datagram to a pcap file for Wireshark;
   ``udplab.read_capture(path)`` reads one back.
+- ``udplab.view(server, link, *clients)`` shows them live in the browser as a ladder of
+  datagrams (``udplab.view("chat.pcap")`` replays a capture).
 """
 
 import socket as _stdlib_socket
@@ -18,6 +20,7 @@ from ._logging import refresh_logging
 from .capture import Record, read_capture
 from .chat import Address, ChatC, ChatS
 from .link import GEModel, Link
+from .web import View, view
 
 # The socket module's constants a learner reaches for, as the stdlib's own enum members, so that
 # ``import udplab as socket`` code gets udplab's error for what udplab does not do (for example
@@ -70,6 +73,7 @@ __all__ = [
     "Record",
     "SOCK_DGRAM",
     "UdpSocket",
+    "View",
     "__version__",
     "error",
     "gaierror",
@@ -77,4 +81,5 @@ __all__ = [
     "refresh_logging",
     "socket",
     "timeout",
+    "view",
 ]

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, BinaryIO, Generic, TypeVar, Union
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar, Union, cast
 
 from . import _core
 
@@ -205,12 +205,26 @@ def _serve(core: _core.ChatServer | _core.Link, stopped: threading.Event,
             logger.exception("%s stopped with an error", what)
 
 
-_CoreT = TypeVar("_CoreT", _core.ChatServer, _core.ChatClient, _core.Link)
+class _Core(Protocol):
+    """What a background object drives: something that stops."""
+
+    def stop(self) -> None: ...
+
+
+class _Watched(Protocol):
+    """The cores of ChatS, ChatC and Link: they take a capture and live feeds."""
+
+    def set_capture(self, capture: _core.Capture) -> bool: ...
+    def watch(self, feed: _core.Feed) -> None: ...
+    def unwatch(self, feed: _core.Feed) -> bool: ...
+
+
+_CoreT = TypeVar("_CoreT", bound=_Core)
 _SelfT = TypeVar("_SelfT", bound="_Background[Any]")
 
 
 class _Background(Generic[_CoreT]):
-    """What ChatS, ChatC and Link share: a Rust core driven by named threads, started and
+    """What ChatS, ChatC, Link and View share: a core driven by named threads, started and
     stopped under a lock. A started object stays registered (so never garbage-collected) until
     it is stopped; at interpreter exit a script keeps serving while a non-daemon object runs."""
 
@@ -229,6 +243,8 @@ class _Background(Generic[_CoreT]):
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
         self._daemon = bool(daemon)
+        #: Live feeds watching this object (``udplab.view``), given to each core it starts.
+        self._feeds: list[_core.Feed] = []
         _made.add(self)
 
     @property
@@ -280,8 +296,10 @@ class _Background(Generic[_CoreT]):
                 self._release_capture()
                 core.stop()  # frees the port it bound
                 raise
-            core.set_capture(capture)
+            cast(_Watched, core).set_capture(capture)
             self._capture = capture
+        for feed in self._feeds:
+            cast(_Watched, core).watch(feed)
         self._core = core
         self._threads = threads
         for t in threads:
@@ -338,6 +356,21 @@ class _Background(Generic[_CoreT]):
         with _registry_lock:
             if _writing.get(key) is self:
                 del _writing[key]
+
+    def _watch(self, feed: _core.Feed) -> None:
+        """Tell ``feed`` of every datagram from now on, in this run and the next ones."""
+        with self._lock:
+            if feed not in self._feeds:
+                self._feeds.append(feed)
+                if self._core is not None:
+                    cast(_Watched, self._core).watch(feed)
+
+    def _unwatch(self, feed: _core.Feed) -> None:
+        with self._lock:
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+                if self._core is not None:
+                    cast(_Watched, self._core).unwatch(feed)
 
     def _fall_silent(self) -> None:
         """At interpreter exit, before the others stop: stop sending (see ``_stops_last``)."""

@@ -13,7 +13,7 @@ _Address = tuple[Any, ...]
 _BufferLike = bytes | bytearray | memoryview | _Buffer
 
 __all__ = [
-    "Capture", "ChatClient", "ChatServer", "Link", "UdpSocket", "_PORTABLE", "__version__",
+    "Capture", "ChatClient", "ChatServer", "Feed", "Link", "UdpSocket", "_PORTABLE", "__version__",
     "_reset_log_cache",
 ]
 __version__: str
@@ -23,6 +23,24 @@ _PORTABLE: bool
 
 def _reset_log_cache() -> None:
     """Forget pyo3-log's cached logger levels (see ``udplab.refresh_logging``)."""
+
+_Sighting = tuple[float, float | None, str, str, _Address, _Address, int, bytes]
+
+@final
+class Feed:
+    """A live feed of sightings (``src/watch.rs``), handed to cores with ``watch``: bounded to
+    ``capacity`` not yet taken; what comes while it is full is counted as ``dropped``."""
+
+    def __new__(cls, capacity: int = 16384) -> Self: ...
+    def take(self, timeout: float) -> list[_Sighting]:
+        """Wait up to ``timeout`` seconds for sightings and take them all, as tuples
+        ``(time, left, what, fate, src, dst, size, preview)``."""
+
+    def stats(self) -> dict[str, int]:
+        """Counters: ``seen``, ``dropped``, ``queued``."""
+
+    def close(self) -> None:
+        """End the feed: a waiting ``take`` returns, later sightings are ignored."""
 
 @final
 class Capture:
@@ -136,6 +154,12 @@ class ChatServer:
     def set_capture(self, capture: Capture) -> bool:
         """Record every datagram in ``capture``; only before serving (False after)."""
 
+    def watch(self, feed: Feed) -> None:
+        """Tell ``feed`` of every datagram from now on."""
+
+    def unwatch(self, feed: Feed) -> bool:
+        """Stop telling ``feed``; True if it was watching."""
+
     def serve(self) -> None:
         """Receive and handle datagrams until ``stop()``; closes the socket on return."""
 
@@ -172,6 +196,12 @@ class ChatClient:
 
     def set_capture(self, capture: Capture) -> bool:
         """Record every datagram in ``capture``; only before serving (False after)."""
+
+    def watch(self, feed: Feed) -> None:
+        """Tell ``feed`` of every datagram from now on."""
+
+    def unwatch(self, feed: Feed) -> bool:
+        """Stop telling ``feed``; True if it was watching."""
 
     def receive_loop(self) -> None:
         """Receive, log and queue datagrams until ``stop()``."""
@@ -213,6 +243,12 @@ class Link:
     def target(self) -> _Address: ...
     def set_capture(self, capture: Capture) -> bool:
         """Record every datagram in ``capture``; only before serving (False after)."""
+
+    def watch(self, feed: Feed) -> None:
+        """Tell ``feed`` of every datagram from now on."""
+
+    def unwatch(self, feed: Feed) -> bool:
+        """Stop telling ``feed``; True if it was watching."""
 
     def serve(self) -> None:
         """Relay until ``stop()``; discards what still waits and closes every socket on return."""
