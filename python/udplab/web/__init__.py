@@ -364,8 +364,9 @@ class View(_Background[_ViewCore]):
             batch = feed.take(_FEED_WAIT)
             self._know(shaper)
             events = shaper.add(batch, None if last_round else time.time())
-            if events:
-                board.publish(shaper.take_lifelines(), events)
+            lifelines = shaper.take_lifelines()
+            if events or lifelines:
+                board.publish(lifelines, events)
             now = time.monotonic()
             if now - last_status >= 0.5:
                 last_status = now

@@ -269,7 +269,8 @@
       const xl = xs.get(e.via);
       const y0 = startY(e.t, r, yOf);
       el("line", { class: "arrow in", x1: xs1, y1: y0, x2: xl, y2: y0 }, g);
-      el("text", { class: "label", x: (xs1 + xl) / 2, y: y0 - 5, "text-anchor": "middle" }, g, label(e));
+      // A duplicate's second copy shares the first one's way in, label and all.
+      if (!parts.includes("duplicated")) place(g, (xs1 + xl) / 2, y0 - 5, label(e));
       if (ended(e)) {
         el("text", { class: "x", x: xl, y: y0 + 6, "text-anchor": "middle" }, g, "✕");
       } else {
@@ -277,14 +278,18 @@
         arrowHead(g, xl, y0, xd, y);
       }
       if (fate) {
-        // Beside the link, above the row, on the side the datagram goes on to.
+        // On its own row: beside the link when it left at once, else beside the end of the
+        // slanted arrow (rows where arrows start are shared, rows where they end are not).
         const right = xd >= xl;
-        el("text", { class: "fate", x: xl + (right ? 8 : -8), y: y0 - 5, "text-anchor": right ? "start" : "end" }, g, fate);
+        const [x, anchor] = y0 === y || ended(e)
+          ? [xl + (right ? 8 : -8), right ? "start" : "end"]
+          : [xd + (right ? -12 : 12), right ? "end" : "start"];
+        el("text", { class: "fate", x, y: y - 5, "text-anchor": anchor }, g, fate);
       }
       return;
     }
     el("line", { class: "arrow", x1: xs1, y1: y, x2: xd, y2: y }, g);
-    el("text", { class: "label", x: (xs1 + xd) / 2, y: y - 5, "text-anchor": "middle" }, g, label(e));
+    place(g, (xs1 + xd) / 2, y - 5, label(e));
     if (parts[0].startsWith("dropped") || ENDS.includes(parts[0])) {
       el("text", { class: "x", x: xd, y: y + 6, "text-anchor": "middle" }, g, "✕");
     } else {
@@ -296,7 +301,20 @@
     if (fate) el("text", { class: "fate", x: xd + (xd > xs1 ? -8 : 8), y: y - 5, "text-anchor": xd > xs1 ? "end" : "start" }, g, fate);
   }
 
+  // Labels drawn in this pass, by place: copies of one broadcast start together and would
+  // write the same words over each other.
+  let placed = new Map();
+  function place(g, x, y, text) {
+    const key = `${Math.round(x)}:${Math.round(y / 6)}`;
+    const there = placed.get(key);
+    if (there === text) return;
+    if (there !== undefined) y -= 11;
+    placed.set(key, text);
+    el("text", { class: "label", x, y, "text-anchor": "middle" }, g, text);
+  }
+
   function drawRows(parent, from, to, xs, yOf) {
+    placed = new Map();
     for (let r = from; r < to; r++) {
       if (r % 2 === 1) continue;
       el("rect", { class: "band", x: 0, y: yOf(r) - ROW / 2, width: "100%", height: ROW }, parent);
