@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import socket
@@ -13,6 +14,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import udplab
@@ -295,3 +297,76 @@ def test_shaper_shows_a_datagram_through_a_link_once() -> None:
     assert [(e["kind"], e["src"], e["dst"]) for e in events] == [
         ("message", "ann", "server"), ("join", "ann", "server")]
     assert events[0]["delay"] == 0.5 and events[0]["via"] == "link"
+
+
+def _svg(ladder: udplab.Ladder) -> ElementTree.Element:
+    return ElementTree.fromstring(ladder.svg)
+
+
+def _groups(root: ElementTree.Element) -> list[ElementTree.Element]:
+    return [g for g in root.iter("{http://www.w3.org/2000/svg}g")
+            if "ev" in g.get("class", "").split()]
+
+
+def test_ladder_draws_one_row_per_event_with_a_cross_for_a_loss() -> None:
+    events = [
+        {"id": 1, "t": 1.0, "src": "ann", "dst": "server", "kind": "join", "fate": "delivered",
+         "size": 0, "preview": ""},
+        {"id": 2, "t": 1.1, "src": "ann", "dst": "server", "kind": "message", "fate": "lost",
+         "size": 5, "preview": "<b>&", "via": "link"},
+        {"id": 3, "t": 1.2, "src": "ann", "dst": "server", "kind": "message",
+         "fate": "forwarded+delayed", "size": 2, "preview": "hi", "via": "link", "delay": 0.2},
+    ]
+    drawn = udplab.ladder(events, lang="zh")
+    root = _svg(drawn)  # well-formed: the preview's markup is text
+    groups = _groups(root)
+    assert [g.get("data-id") for g in groups] == ["1", "2", "3"]
+    assert "lost" in groups[1].get("class", "")
+    texts = "".join(root.itertext())
+    assert "✕" in texts and "<b>&" in texts and "消息" in texts and "延迟 200 ms" in texts
+    assert drawn._repr_svg_() == drawn.svg
+
+
+def test_ladder_of_a_view_a_capture_and_an_objects_own_history(tmp_path: Path) -> None:
+    path = tmp_path / "chat.pcap"
+    server = udplab.ChatS("127.0.0.1", 0, 5.0, capture=path)
+    server.start()
+    link = udplab.Link(server.addr, loss=0.5, seed=3)
+    link.start()
+    client = udplab.ChatC(*link.addr, name="ann", interval=None)
+    with view(server, link, client) as v:
+        client.start()
+        for i in range(10):
+            client.send(b"m%d" % i)
+        wait_until(lambda: sum(e["kind"] == "message" for e in v.events()) == 10)
+        client.stop()
+        link.stop()
+        server.stop()
+    from_view = udplab.ladder(v)
+    from_server = udplab.ladder(server)
+    assert from_server.events == from_view.events == v.events()[-len(from_view.events):]
+    assert len(_groups(_svg(from_view))) == len(from_view.events)
+    replay = udplab.ladder(path)
+    assert {e["kind"] for e in replay.events} >= {"join", "message", "broadcast"}
+    v = None  # type: ignore[assignment]  # the last reference: the view is let go
+    gc.collect()
+    own = udplab.ladder(link)  # no view has its events any more: its own history
+    assert own.events and {e["via"] for e in own.events} == {"link"}
+    lost = sum("lost" in fates(e["fate"]) for e in own.events)
+    assert lost == link.stats()["up"]["lost"] + link.stats()["down"]["lost"]
+    out = tmp_path / "ladder.svg"
+    own.save(out)
+    assert out.read_text(encoding="utf-8") == own.svg
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lang": "fr"}, "lang must be"), ({"rows": 0}, "rows must be"),
+])
+def test_ladder_bad_options(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        udplab.ladder([], **kwargs)
+
+
+def test_ladder_names_an_event_that_lacks_a_field() -> None:
+    with pytest.raises(ValueError, match=r"lacks \['fate'"):
+        udplab.ladder([{"t": 1, "src": "a", "dst": "b", "kind": "message"}])

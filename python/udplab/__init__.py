@@ -21,6 +21,7 @@ from .capture import Record, read_capture
 from .chat import Address, ChatC, ChatS
 from .link import GEModel, Link
 from .web import View, view
+from .web.ladder import Ladder, ladder
 
 # The socket module's constants a learner reaches for, as the stdlib's own enum members, so that
 # ``import udplab as socket`` code gets udplab's error for what udplab does not do (for example
@@ -69,6 +70,7 @@ __all__ = [
     "ChatC",
     "ChatS",
     "GEModel",
+    "Ladder",
     "Link",
     "Record",
     "SOCK_DGRAM",
@@ -77,6 +79,7 @@ __all__ = [
     "__version__",
     "error",
     "gaierror",
+    "ladder",
     "read_capture",
     "refresh_logging",
     "socket",

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 import warnings
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Union
@@ -62,6 +63,9 @@ _STATIC = {
 #: Nothing on the page may come from anywhere but the view itself.
 _POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
            "img-src 'self' data:; base-uri 'none'; form-action 'none'")
+
+#: Every view made, so that ``ladder(chat)`` finds the events of a view that watched it.
+_views: weakref.WeakSet[View] = weakref.WeakSet()
 
 Watchable = Union[ChatS, ChatC, Link]
 Source = Union[str, "os.PathLike[str]"]
@@ -273,6 +277,7 @@ class View(_Background[_ViewCore]):
         self._board: _Board | None = None
         self._addr: Address | None = None
         super().__init__(daemon)
+        _views.add(self)
 
     @property
     def addr(self) -> Address:
