@@ -30,6 +30,7 @@ from . import demo
 from ._i18n import N_, _, argparse_translated
 from .chat import ChatC, ChatS
 from .link import Link
+from .web import View
 from .wireshark import add_wireshark
 
 FORMAT = "%(asctime)s %(threadName)s %(message)s"
@@ -282,6 +283,31 @@ def _add_capture(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--capture", metavar="FILE", help=help)
 
 
+def _add_view(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--view", action="store_true",
+                   help=_("also show every datagram live in the browser, as a ladder diagram "
+                          "(udplab.view); prints the page's address (on 127.0.0.1)"))
+    p.add_argument("--view-port", type=_port, default=0, metavar="PORT",
+                   help=_("port of the --view page (default 0: any free)"))
+
+
+def _view(args: argparse.Namespace, obj: ChatS | Link) -> View | None:
+    return View(obj, port=args.view_port, daemon=True) if args.view else None
+
+
+def _starting(obj: ChatS | Link, view: View | None) -> Callable[[], None]:
+    def start() -> None:
+        obj.start()
+        if view is not None:
+            view.start()
+    return start
+
+
+def _view_note(view: View | None) -> str:
+    return "" if view is None else "\n" + _("live view: {url} (open it in a browser)").format(
+        url=view.url)
+
+
 def _capture_error(args: argparse.Namespace) -> int | None:
     """Exit status 2 with one line if ``--capture FILE`` cannot be written (checked before
     anything binds, so the error names the file, not the address)."""
@@ -361,6 +387,7 @@ def add_server(sub: Any) -> None:
                    help=_("what the server puts before every broadcast (default ACK)"))
     _add_capture(p, _("write every datagram the server sends and receives to FILE, a pcap file "
                       "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)"))
+    _add_view(p)
     p.set_defaults(run=run_server)
 
 
@@ -374,17 +401,20 @@ def run_server(args: argparse.Namespace) -> int:
         host, port = server.addr[0], server.addr[1]
         return _("udplab server listening on {addr}; chat with: udplab client {host} {port}  "
                  "(or: nc -u {host} {port}); Ctrl-C stops").format(
-                     addr=_hostport(server.addr), host=host, port=port)
+                     addr=_hostport(server.addr), host=host, port=port) + _view_note(view)
 
     try:
         server = ChatS(args.host, args.port, args.inval, echo=args.echo,
                        max_clients=args.max_clients, max_payload=args.max_payload,
                        heartbeat=args.heartbeat, quit=args.quit, prefix=args.prefix,
                        capture=args.capture)
-        _serve_until_ctrl_c(server.start, announce, lambda: server.running)
+        view = _view(args, server)
+        _serve_until_ctrl_c(_starting(server, view), announce, lambda: server.running)
     except (OSError, ValueError, TypeError, OverflowError) as e:
         return _fail(args.prog, _("cannot listen on {host}:{port}: {reason}").format(
             host=args.host, port=args.port, reason=_reason(e)))
+    if view is not None:
+        view.stop()
     server.stop()
     stats = server.stats()
     dropped = {k: v for k, v in stats["dropped"].items() if v}
@@ -595,6 +625,7 @@ def add_link(sub: Any) -> None:
                           "printed)"))
     _add_capture(p, _("write every datagram the link sends and receives to FILE, a pcap file "
                       "for Wireshark or tcpdump -r (created or overwritten; at most 100 MiB)"))
+    _add_view(p)
     p.set_defaults(run=run_link)
 
 
@@ -672,19 +703,22 @@ def run_link(args: argparse.Namespace) -> int:
         return _("udplab link on {addr} relays to {target} (seed {seed}); point clients at "
                  "it: udplab client {host} {port}; Ctrl-C stops").format(
                      addr=_hostport(link.addr), target=_hostport(target), seed=link.seed,
-                     host=host, port=port)
+                     host=host, port=port) + _view_note(view)
 
     try:
         link = Link(target, loss=args.loss, duplicate=args.duplicate, reorder=args.reorder,
                     corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, rate=args.rate,
                     limit=args.limit, seed=args.seed, listen=(args.host, args.port),
                     capture=args.capture)
-        _serve_until_ctrl_c(link.start, announce, lambda: link.running, every=1.0,
+        view = _view(args, link)
+        _serve_until_ctrl_c(_starting(link, view), announce, lambda: link.running, every=1.0,
                             tick=lambda: status.update(status_line(link.stats())),
                             say=status.above)
     except (OSError, ValueError, TypeError, OverflowError) as e:
         return _fail(args.prog, _("cannot relay {listen} -> {target}: {reason}").format(
             listen=f"{args.host}:{args.port}", target=_hostport(target), reason=_reason(e)))
+    if view is not None:
+        view.stop()
     link.stop()
     status.end()
     stats = link.stats()
@@ -695,6 +729,38 @@ def run_link(args: argparse.Namespace) -> int:
     note = _capture_note(stats, args.capture)
     if note:
         print(_("udplab link stopped") + note, flush=True)
+    return 0
+
+
+# -- udplab view --------------------------------------------------------------------------------
+
+def add_view(sub: Any) -> None:
+    p = _subcommand(
+        sub, "view", _("replay a capture file in the browser, as a ladder diagram"),
+        _("Serve a page that replays the datagrams of FILE (a pcap file, such as one written "
+          "with --capture) as a ladder diagram, with their timing as recorded; the page has a "
+          "speed control. The page is served on 127.0.0.1 unless --host says otherwise."),
+        "udplab server --port 0 --capture chat.pcap",
+        "udplab view chat.pcap")
+    p.add_argument("file", metavar="FILE", help=_("the capture file to replay"))
+    p.add_argument("--host", default="127.0.0.1",
+                   help=_("address to serve the page on (default 127.0.0.1)"))
+    p.add_argument("--port", type=_port, default=0,
+                   help=_("port to serve the page on (default 0: any free)"))
+    p.set_defaults(run=run_view)
+
+
+def run_view(args: argparse.Namespace) -> int:
+    logging.basicConfig(format=FORMAT, level=logging.INFO)
+    try:
+        view = View(args.file, host=args.host, port=args.port)
+        _serve_until_ctrl_c(view.start, lambda: _(
+            "udplab view replays {path} at {url} (open it in a browser); Ctrl-C stops").format(
+                path=args.file, url=view.url), lambda: view.running)
+    except (OSError, ValueError) as e:
+        return _fail(args.prog, _("cannot replay {path}: {reason}").format(
+            path=args.file, reason=_reason(e)))
+    view.stop()
     return 0
 
 
@@ -712,8 +778,8 @@ def add_demo(sub: Any) -> None:
     p.set_defaults(run=lambda args: demo.run(args.inval))
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_demo,
-                                             add_wireshark]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_view,
+                                             add_demo, add_wireshark]
 """Each adds one subcommand; a new one is a function like these, appended here."""
 
 

@@ -326,7 +326,7 @@ class View(_Background[_ViewCore]):
             if feed is not None:
                 for obj in self._objects:
                     obj._watch(feed)
-        log.info("udplab view on %s", self.url)
+        log.debug("udplab view on %s", self.url)
 
     def stop(self) -> None:
         """Stop serving, close every page's connection and stop watching. Idempotent."""
