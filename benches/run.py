@@ -615,6 +615,12 @@ def main():
         "udplab-capture",
     )
     parser.add_argument(
+        "--view",
+        action="store_true",
+        help="also run udplab watched by udplab.view with its page open in headless Chromium "
+        "as udplab-view",
+    )
+    parser.add_argument(
         "--micro-only", action="store_true", help="only the socket micro-benchmark, no chat load"
     )
     parser.add_argument("--micro-child", type=float, default=None, help=argparse.SUPPRESS)
@@ -643,6 +649,8 @@ def main():
     if args.capture:
         pcap = os.path.join(tempfile.gettempdir(), f"udplab-bench-{os.getpid()}.pcap")
         CONTENDERS["udplab-capture"] = udplab_argv + ["--capture", pcap]
+    if args.view:
+        CONTENDERS["udplab-view"] = udplab_argv + ["--view"]
     if args.baseline:
         CONTENDERS["udplab-base"] = list(udplab_argv)
         CONTENDER_ENV["udplab-base"] = {"PYTHONPATH": os.path.abspath(args.baseline)}

@@ -7,6 +7,8 @@ With ``--log-info`` the server logs as the notes configure it, ``logging.basicCo
 (into a null file, so the cost measured is udplab's and ``logging``'s, not a terminal's).
 With ``--capture FILE`` the server writes every datagram to a pcap file (``capture=``), with a
 size cap large enough for the whole run; the file is removed at exit.
+With ``--view`` a ``udplab.view`` watches the server and one headless Chromium (apt's
+``chromium``) has its page open, drawing every event, before ``PORT`` is printed.
 Prints ``PORT <n>`` first, serves on 127.0.0.1 until stdin closes, SIGTERM or --max-seconds,
 then prints the server's counters (``chats.stats()``) as one JSON line on stderr.
 Needs udplab installed (``maturin develop --release`` in the repository).
@@ -16,11 +18,32 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 
 import udplab
+
+
+def open_view(chats):
+    """A view of ``chats`` and a headless Chromium showing it; returns once the page reads."""
+    view = udplab.view(chats, daemon=True)
+    profile = tempfile.mkdtemp(prefix="udplab-bench-chromium-")
+    browser = subprocess.Popen(
+        [shutil.which("chromium") or "chromium", "--headless=new", "--no-sandbox",
+         "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
+         f"--user-data-dir={profile}", view.url],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while view.stats()["pages"] < 1:
+        if time.monotonic() > deadline or browser.poll() is not None:
+            sys.exit("udplab_chat.py --view: Chromium did not open the page")
+        time.sleep(0.05)
+    return view, browser, profile
 
 
 def main():
@@ -29,6 +52,8 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop after this long")
     parser.add_argument("--log-info", action="store_true", help="log at INFO to a null file")
     parser.add_argument("--capture", metavar="FILE", help="capture every datagram to FILE")
+    parser.add_argument("--view", action="store_true",
+                        help="watch with udplab.view, its page open in headless Chromium")
     args = parser.parse_args()
     if args.log_info:
         logging.basicConfig(level=logging.INFO, filename=os.devnull)
@@ -36,6 +61,7 @@ def main():
     capture = dict(capture=args.capture, capture_limit=2**40) if args.capture else {}
     chats = udplab.ChatS("127.0.0.1", 0, args.inval, **capture)
     chats.start()
+    page = open_view(chats) if args.view else None
     print("PORT", chats.addr[1], flush=True)
 
     stop = threading.Event()
@@ -54,6 +80,13 @@ def main():
     finally:
         chats.stop()
         stats = chats.stats()  # after stop(): the capture's counters are final
+        if page is not None:
+            view, browser, profile = page
+            stats["view"] = view.stats()
+            browser.terminate()
+            browser.wait(10)
+            view.stop()
+            shutil.rmtree(profile, ignore_errors=True)
         if args.capture:
             os.remove(args.capture)
     print(json.dumps(stats, default=str), file=sys.stderr, flush=True)

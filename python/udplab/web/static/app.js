@@ -49,7 +49,8 @@
     dirty: true,
   };
   // What tests and benchmarks read.
-  const perf = { frames: 0, longest: 0, lastRender: 0, renders: 0 };
+  // lag: seconds from each event's time to its arrival here (the first 100 000 events).
+  const perf = { frames: 0, longest: 0, lastRender: 0, longestRender: 0, renders: 0, lag: [] };
   window.udplabView = { st, perf };
 
   const t = (key, vars) => {
@@ -137,6 +138,7 @@
   }
 
   function addEvent(e) {
+    if (perf.lag.length < 100000) perf.lag.push(Date.now() / 1000 - done(e));
     ensure(e.src);
     ensure(e.dst);
     st.events.push(e);
@@ -406,6 +408,7 @@
     st.window = [first, last];
     perf.renders++;
     perf.lastRender = performance.now() - started;
+    perf.longestRender = Math.max(perf.longestRender, perf.lastRender);
   }
 
   let previousFrame = null;
