@@ -78,7 +78,8 @@ def client(port: int, name: str) -> pexpect.spawn:
 
 def joined(server: Server) -> int:
     """The client port of the next join the server logs."""
-    server.log(r"servicer chat 127\.0\.0\.1:(\d+) joined")
+    # The time, then the core's message (before: the thread's name between, "servicer chat").
+    server.log(r"\n\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} chat 127\.0\.0\.1:(\d+) joined")
     return int(server.child.match[1])
 
 
@@ -105,16 +106,32 @@ def test_ctrl_c_and_ctrl_d_in_a_client_say_quit(server: Server, key: str) -> Non
     alice = client(server.port, "alice")
     port = joined(server)
     try:
-        alice.send("half a line")  # Ctrl-C drops it; Ctrl-D on a non-empty line does nothing
-        if key == "ctrl-c":
+        alice.send("half a line")
+        if key == "ctrl-c":  # drops the half-typed line
             alice.sendintr()
-        else:
-            alice.sendcontrol("u")  # clear the line: Ctrl-D ends input at an empty prompt
-            alice.sendeof()
+        else:  # the end of input, as in a pipe: the half-typed line is sent first (before this
+            alice.sendeof()  # fix Ctrl-D did nothing on a line that was not empty)
+            server.log(rf"chat 127\.0\.0\.1:{port} says b?'alice: half a line'")
         assert ended(alice) == 0
         server.log(rf"chat 127\.0\.0\.1:{port} left")
+        assert "half a line'" not in server.child.before
     finally:
         alice.close(force=True)
+
+
+def test_a_client_says_who_it_is_where_it_talks_and_how_to_leave(server: Server) -> None:
+    # Before: the prompt alone, not a word of what to do.
+    c = spawn("client", "127.0.0.1", str(server.port), "--name", "ann")
+    try:
+        c.expect(r"you are ann \(127\.0\.0\.1:(\d+)\), in the chat of the server at "
+                 rf"127\.0\.0\.1:{server.port}: type a line and press Enter to send it, "
+                 r"/quit to leave")
+        assert int(c.match[1]) == joined(server)
+        c.expect_exact("ann>")
+        c.sendline("/quit")
+        assert ended(c) == 0
+    finally:
+        c.close(force=True)
 
 
 def test_ctrl_c_stops_the_server_within_a_second_with_its_stats(server: Server) -> None:
@@ -126,6 +143,9 @@ def test_ctrl_c_stops_the_server_within_a_second_with_its_stats(server: Server) 
     started = time.monotonic()
     server.child.sendintr()
     server.log(r"udplab server stopped; stats: received \d+, messages 1, sent 1")
+    # Once: before, the core's log line gave the totals first ("chat server on ... stopped;
+    # totals: ...").
+    assert "stopped" not in server.child.before, server.child.before
     assert ended(server.child) == 0
     assert time.monotonic() - started < 1.0
     assert "Traceback" not in server.child.before
@@ -287,10 +307,10 @@ def test_link_keeps_a_live_status_line(server: Server) -> None:
         assert done.returncode == 0, done.stderr
         assert done.stdout == ""  # every answer lost on the way down
         server.log("says b?'through the link'")
-        # The line is rewritten in place (a carriage return, no newline), once a second: up,
+        # The line is rewritten in place (cleared from its start, the cursor back there): up,
         # a heartbeat, the line and a quit; down, the broadcast, lost.
-        link.expect(r"\rup: in 3 out 3 lost 0 dup 0 reord 0 \| "
-                    r"down: in 1 out 0 lost 1 dup 0 reord 0\x1b\[K")
+        link.expect(r"\r\x1b\[Jup: in 3 out 3 lost 0 dup 0 reord 0 \| "
+                    r"down: in 1 out 0 lost 1 dup 0 reord 0\r")
         link.sendintr()
         link.expect_exact("udplab link stopped; up: received 3, forwarded 3")
         link.expect_exact("udplab link stopped; down: received 1, lost 1")
@@ -341,7 +361,10 @@ def test_link_prints_plain_lines_when_not_on_a_terminal(server: Server) -> None:
         assert done.stdout == "ACKplain\n"
         # Whole lines, no carriage return or escape sequence, once the counts changed.
         line = link.stdout.readline()
-        while " link " in line:  # the link's own log lines (a client mapped)
+        # The link's own log lines: a client mapped (before: "link link 127.0.0.1:...").
+        assert re.fullmatch(r"[\d:, -]+ link 127\.0\.0\.1:\d+ mapped to 127\.0\.0\.1:\d+\n",
+                            line), line
+        while " link " in line:
             line = link.stdout.readline()
         assert re.fullmatch(r"up: in \d+ out \d+ lost 0 dup 0 reord 0 \| "
                             r"down: in \d+ out \d+ lost 0 dup 0 reord 0\n", line), line
@@ -353,3 +376,79 @@ def test_link_prints_plain_lines_when_not_on_a_terminal(server: Server) -> None:
         if link.poll() is None:
             link.kill()
             link.communicate()
+
+
+TOO_LONG = "长" * 21_836  # 65,508 bytes of UTF-8: one more than a UDP datagram over IPv4 holds
+
+
+def test_a_piped_line_too_long_for_a_datagram_is_one_error_and_the_rest_is_sent(
+        server: Server) -> None:
+    # Before: a traceback (OSError: [Errno 90] Message too long), then the process hung in the
+    # client's threads until this timeout.
+    done = subprocess.run([sys.executable, "-m", "udplab", "client", "127.0.0.1",
+                           str(server.port), "--wait", "0.5"],
+                          input=f"before\n{TOO_LONG}\nafter\n", capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == ["ACKbefore", "ACKafter"]
+    assert done.stderr == ("python -m udplab client: error: line 2 not sent: 65508 bytes are "
+                           "more than one UDP datagram carries (65507 bytes over IPv4)\n")
+    server.log(r"says b?'after'")
+
+
+def test_a_typed_line_too_long_for_a_datagram_is_one_error_and_the_chat_goes_on(
+        server: Server) -> None:
+    alice = client(server.port, "alice")
+    joined(server)
+    try:
+        alice.send(f"\x1b[200~{TOO_LONG}\x1b[201~")  # pasted (bracketed paste): one redraw
+        alice.send("\r")
+        # "alice: " and the line: 65,515 bytes
+        alice.expect_exact("not sent: 65515 bytes are more than one UDP datagram carries")
+        alice.sendline("still here")
+        alice.expect_exact("ACKalice: still here")
+        alice.sendline("/quit")
+        assert ended(alice) == 0
+        assert "Traceback" not in alice.before
+    finally:
+        alice.close(force=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_link_status_line_fits_a_narrow_terminal_and_a_resize(server: Server,
+                                                                  tmp_path: Path) -> None:
+    """Before: the line was cut at the terminal's width (at 51 columns: '... | down: in 1 out
+    1 lo'), and after the terminal got narrower the first row of the old, rewrapped line stayed
+    on the screen above the new one."""
+    sock = tmp_path / "tmux"
+    tmux = ["tmux", "-S", str(sock)]
+    command = (f"{sys.executable} -m udplab link 127.0.0.1 {server.port} --loss 0.5,0 "
+               "--seed 3")
+    subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "12", "-s", "t", command],
+                   check=True, timeout=TIMEOUT, env=dict(os.environ, TERM="xterm"))
+    try:
+        def status() -> list[str]:
+            return [line for line in screen(sock, "t") if "in " in line and " out " in line]
+
+        wait_until(lambda: len(status()) == 1, TIMEOUT, 0.05)
+        port = re.search(r"udplab client 127\.0\.0\.1 (\d+)", "".join(screen(sock, "t")))
+        assert port is not None
+        done = run_udplab("client", "127.0.0.1", port[1], "--wait", "0.3", "--interval", "5",
+                          stdin="".join(f"m{i}\n" for i in range(20)))
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: re.fullmatch(r"up: in 2\d out \d+ lost \d+ dup 0 reord 0 \| "
+                                        r"down: in \d+ out \d+ lost 0 dup 0 reord 0",
+                                        status()[-1]) is not None, TIMEOUT, 0.05)
+        subprocess.run([*tmux, "resize-window", "-t", "t", "-x", "51"], check=True)
+        # The counts that matter in full, the line on one row, and nothing left of the old one.
+        wait_until(lambda: re.fullmatch(r"up: in 2\d out \d+ lost [1-9]\d* \| "
+                                        r"down: in \d+ out \d+", status()[-1])
+                   is not None, TIMEOUT, 0.05)
+        rows = screen(sock, "t")
+        assert len(status()) == 1 and rows[-1] == status()[0], rows
+        assert not any("reord" in row for row in rows), rows
+        subprocess.run([*tmux, "resize-window", "-t", "t", "-x", "100"], check=True)
+        wait_until(lambda: "reord 0" in status()[-1], TIMEOUT, 0.05)
+        assert len(status()) == 1, screen(sock, "t")
+    finally:
+        subprocess.run([*tmux, "kill-server"], timeout=TIMEOUT)

@@ -142,3 +142,16 @@ def test_the_demo_narrates_in_chinese_and_the_core_logs_in_english() -> None:
                       "服务器统计："):
         assert narration in log, (narration, log)
     assert re.search(r" chat client alice \(127\.0\.0\.1:\d+\) talks to ", log), log
+
+
+def test_the_link_status_line_in_chinese_fits_by_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from udplab.cli import status_line
+
+    monkeypatch.setenv("UDPLAB_LANG", "zh")
+    counts = {"received": 30, "forwarded": 20, "lost": 10, "duplicated": 0, "reordered": 0}
+    stats = {"up": counts, "down": dict(counts, lost=0, received=20)}
+    assert status_line(stats) == ("上行：收 30 发 20 丢 10 重复 0 乱序 0 | "
+                                  "下行：收 20 发 20 丢 0 重复 0 乱序 0")
+    assert status_line(stats, 50) == "上行：收 30 发 20 丢 10 | 下行：收 20 发 20"  # 44 columns
+    cut = status_line(stats, 30)
+    assert cut.endswith("…") and columns(cut) <= 30 and cut.startswith("上行：收 30")

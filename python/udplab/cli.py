@@ -15,8 +15,10 @@ to add one.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
+import os
 import re
 import shutil
 import signal
@@ -33,8 +35,10 @@ from .link import Link
 from .web import View
 from .wireshark import add_wireshark
 
-FORMAT = "%(asctime)s %(threadName)s %(message)s"
-"""The notes' log format."""
+FORMAT = "%(asctime)s %(message)s"
+"""The notes' log format without the thread's name: the core's messages begin with what speaks
+(``chat 127.0.0.1:5000 joined``, ``link ... mapped``), which the thread's name repeated
+(``servicer chat``, ``link link``)."""
 
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2)."""
@@ -415,6 +419,8 @@ def run_server(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, reason=_reason(e)))
     if view is not None:
         view.stop()
+    # The core would log its totals as it stops (English, without the capture): printed below.
+    logging.getLogger("udplab.server").setLevel(logging.WARNING)
     server.stop()
     stats = server.stats()
     dropped = {k: v for k, v in stats["dropped"].items() if v}
@@ -441,9 +447,10 @@ def add_client(sub: Any) -> None:
         sub, "client", _("join a chat server: type to send, see what everyone says"),
         _("Join the chat server at HOST PORT (a ChatC): each line you type is sent (UTF-8), "
           "each broadcast is printed as it arrives, above the line you are typing. /quit, "
-          "Ctrl-D or Ctrl-C says quit to the server and exits. With stdin not a terminal (a "
-          "pipe, a file) it sends each line, prints the answers until none came for WAIT "
-          "seconds, and exits."),
+          "Ctrl-D (which sends a half-typed line first) or Ctrl-C says quit to the server and "
+          "exits. With stdin not a terminal (a pipe, a file) it sends each line, prints the "
+          "answers until none came for WAIT seconds, and exits; with status 1 if a line could "
+          "not be sent."),
         "udplab client 127.0.0.1 10007 --name alice",
         "echo hello | udplab client 127.0.0.1 10007")
     p.add_argument("host", metavar="HOST", help=_("the server's address, such as 127.0.0.1"))
@@ -513,36 +520,57 @@ def run_client(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, reason=_reason(e)))
     except KeyboardInterrupt:  # while starting
         pass
-    else:
-        try:
-            if sys.stdin.isatty() and sys.stdout.isatty():
-                _interactive(client, prefix, args.name)
-            else:
-                _plain(client, prefix, args.wait)
-        except KeyboardInterrupt:  # before the prompt or the reading began
-            pass
-    _ignore_interrupts()
-    client.stop()  # says quit
+    status = 0
+    try:
+        if client.running and sys.stdin.isatty() and sys.stdout.isatty():
+            _interactive(client, prefix, args.name)
+        elif client.running:
+            status = _plain(client, prefix, args.wait, args.prog)
+    except KeyboardInterrupt:  # before the prompt or the reading began
+        pass
+    finally:  # whatever happened: the client's threads would keep the process alive
+        _ignore_interrupts()
+        client.stop()  # says quit
     note = _capture_note(client.stats(), args.capture)
     if note:
         print(_("udplab client stopped") + note, file=sys.stderr, flush=True)
-    return 0
+    return status
 
 
-def _plain(client: ChatC, prefix: bytes, wait: float) -> None:
-    """Lines from stdin, answers as plain lines on stdout."""
+def _send(client: ChatC, data: bytes) -> str | None:
+    """Send ``data``: None, or why it could not be sent, as one line."""
+    try:
+        client.send(data)
+    except OSError as e:
+        if e.errno == errno.EMSGSIZE or getattr(e, "winerror", None) == 10040:  # WSAEMSGSIZE
+            ipv6 = client.addr is not None and len(client.addr) == 4
+            return _("not sent: {size} bytes are more than one UDP datagram carries ({most} "
+                     "bytes over {ip})").format(size=len(data), most=65527 if ipv6 else 65507,
+                                                ip="IPv6" if ipv6 else "IPv4")
+        return _("not sent: {reason}").format(reason=_reason(e))
+    return None
+
+
+def _plain(client: ChatC, prefix: bytes, wait: float, prog: str) -> int:
+    """Lines from stdin, answers as plain lines on stdout; 1 if a line could not be sent (said
+    on stderr, and the next lines are sent all the same), else 0."""
 
     def out(text: str) -> None:
         print(text, flush=True)
 
     receiver = _Receiver(client, out)
+    status = 0
     try:
-        for raw in sys.stdin.buffer:
+        for number, raw in enumerate(sys.stdin.buffer, 1):
             line = raw.rstrip(b"\r\n")
             if line.strip() == b"/quit":
                 break
             if line:
-                client.send(prefix + line)
+                failed = _send(client, prefix + line)
+                if failed is not None:
+                    status = 1
+                    print(_("{prog}: error: line {number} {failed}").format(
+                        prog=prog, number=number, failed=failed), file=sys.stderr, flush=True)
                 receiver.last = time.monotonic()
         receiver.quiet_for(wait, 10 * wait)
     except KeyboardInterrupt:
@@ -550,15 +578,24 @@ def _plain(client: ChatC, prefix: bytes, wait: float) -> None:
     finally:
         _ignore_interrupts()
         receiver.stop()
+    return status
 
 
 def _interactive(client: ChatC, prefix: bytes, name: str | None) -> None:
     """A prompt that stays at the bottom: what arrives is printed above it (prompt_toolkit's
     patch_stdout), and the line being typed is redrawn below."""
     from prompt_toolkit import PromptSession
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    session: PromptSession[str] = PromptSession()
+    keys = KeyBindings()
+
+    @keys.add("c-d")
+    def _end_of_input(event: KeyPressEvent) -> None:
+        # As at the end of a pipe: a half-typed line is sent, then the client leaves.
+        event.app.exit(exception=EOFError(event.current_buffer.text))
+
+    session: PromptSession[str] = PromptSession(key_bindings=keys)
     prompt = f"{name}> " if name else "> "
     with patch_stdout(raw=True):
         # Log records (a server not answering) go above the prompt as well.
@@ -568,19 +605,41 @@ def _interactive(client: ChatC, prefix: bytes, name: str | None) -> None:
         saved = root.handlers[:]
         root.handlers = [handler]
         receiver = _Receiver(client, print)
+        assert client.addr is not None  # started
+        me, server = _hostport(client.addr), _hostport(client.raddr)
+        print(_("you are {name} ({addr}), in the chat of the server at {server}: type a line "
+                "and press Enter to send it, /quit to leave").format(
+                    name=name, addr=me, server=server) if name else
+              _("you are {addr}, in the chat of the server at {server}: type a line and press "
+                "Enter to send it, /quit to leave").format(addr=me, server=server))
         try:
             while True:
-                line = session.prompt(prompt)
+                try:
+                    line = session.prompt(prompt)
+                except EOFError as end:
+                    line = str(end.args[0]) if end.args else ""
+                    if line:
+                        _say_if_failed(_send(client, prefix + _encoded(line)))
+                    break
                 if line.strip() == "/quit":
                     break
                 if line:
-                    client.send(prefix + line.encode("utf-8", "surrogateescape"))
-        except (EOFError, KeyboardInterrupt):
+                    _say_if_failed(_send(client, prefix + _encoded(line)))
+        except KeyboardInterrupt:
             pass
         finally:
             _ignore_interrupts()
             receiver.stop()
             root.handlers = saved
+
+
+def _encoded(line: str) -> bytes:
+    return line.encode("utf-8", "surrogateescape")
+
+
+def _say_if_failed(failed: str | None) -> None:
+    if failed is not None:
+        print(failed, flush=True)
 
 
 # -- udplab link --------------------------------------------------------------------------------
@@ -593,7 +652,7 @@ def add_link(sub: Any) -> None:
           "the same --seed. Point clients at the address it prints instead of the server's. "
           "Each impairment takes one value for both directions or UP,DOWN (up: client to "
           "server). On a terminal one status line shows the counts per direction, updated "
-          "every second; Ctrl-C stops it and prints the totals."),
+          "as they change; Ctrl-C stops it and prints the totals."),
         "udplab link 127.0.0.1 10007 --loss 0.2 --delay 0.1 --jitter 0.05",
         "udplab link 127.0.0.1 10007 --port 10008 --loss 0,0.5 --seed 1")
     p.add_argument("target_host", metavar="TARGET_HOST", help=_("the server's address"))
@@ -632,17 +691,43 @@ def add_link(sub: Any) -> None:
 _DIRECTIONS = {"up": N_("up: {counts}"), "down": N_("down: {counts}")}
 
 
-def status_line(stats: dict[str, Any]) -> str:
-    """``up: in 3 out 2 lost 1 dup 0 reord 0 | down: ...``."""
-    return " | ".join(
-        _(_DIRECTIONS[d]).format(counts=_(
-            "in {received} out {forwarded} lost {lost} dup {duplicated} reord {reordered}"
-        ).format(**stats[d])) for d in ("up", "down"))
+_IMPAIRMENTS = (("lost", N_("lost {lost}")), ("duplicated", N_("dup {duplicated}")),
+                ("reordered", N_("reord {reordered}")))
+
+
+def status_line(stats: dict[str, Any], width: int | None = None) -> str:
+    """``up: in 3 out 2 lost 1 dup 0 reord 0 | down: ...``; if that is wider than ``width``
+    terminal columns, the counts that are 0 left out (``up: in 3 out 2 lost 1 | down: ...``);
+    cut (``…``) only if even that does not fit."""
+    text = ""
+    for every in (True, False):
+        text = " | ".join(_(_DIRECTIONS[d]).format(counts=" ".join(
+            [_("in {received} out {forwarded}").format(**stats[d])]
+            + [_(form).format(**stats[d]) for key, form in _IMPAIRMENTS
+               if every or stats[d][key]])) for d in ("up", "down"))
+        if width is None or columns(text) <= width:
+            return text
+    assert width is not None
+    while text and columns(text) > width - 1:
+        text = text[:-1]
+    return text + "…"
+
+
+def _terminal_width(out: TextIO) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):
+        return shutil.get_terminal_size().columns
 
 
 class _StatusLine:
-    """One line at the bottom of a terminal, rewritten in place; log records are printed above
-    it. Not a terminal: a plain line whenever the counts changed."""
+    """One line at the bottom of a terminal, rewritten in place, with the log records printed
+    above it. Not a terminal: a plain line whenever the counts changed.
+
+    The cursor waits at the start of the line, not at its end: a terminal that rewraps its lines
+    when it gets narrower (most do) moves the cursor with the text, so clearing from there to
+    the end of the screen removes every row the old line now takes. With the cursor at its end,
+    the rewrapped line's first row stayed on the screen as a stale copy."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -650,20 +735,23 @@ class _StatusLine:
         self.text = ""
         self.lock = threading.Lock()
 
+    def width(self) -> int | None:
+        """The columns the line may take (one less than the terminal's: a line that fills the
+        last column leaves the cursor waiting to wrap), None if not a terminal."""
+        return _terminal_width(self.out) - 1 if self.tty else None
+
     def update(self, text: str) -> None:
-        if self.tty:  # a line wider than the terminal would wrap, and \r not reach its start
-            text = text[:shutil.get_terminal_size().columns - 1]
         with self.lock:
             if text == self.text:
                 return
             self.text = text
-            self.out.write(f"\r{text}\x1b[K" if self.tty else f"{text}\n")
+            self.out.write(f"\r\x1b[J{text}\r" if self.tty else f"{text}\n")
             self.out.flush()
 
     def above(self, line: str) -> None:
         with self.lock:
             if self.tty:
-                self.out.write(f"\r\x1b[K{line}\n{self.text}")
+                self.out.write(f"\r\x1b[J{line}\n{self.text}\r")
             else:
                 self.out.write(f"{line}\n")
             self.out.flush()
@@ -671,7 +759,7 @@ class _StatusLine:
     def end(self) -> None:
         with self.lock:
             if self.tty and self.text:
-                self.out.write("\n")
+                self.out.write(f"\r\x1b[J{self.text}\n")
                 self.out.flush()
             self.text = ""
 
@@ -711,8 +799,10 @@ def run_link(args: argparse.Namespace) -> int:
                     limit=args.limit, seed=args.seed, listen=(args.host, args.port),
                     capture=args.capture)
         view = _view(args, link)
-        _serve_until_ctrl_c(_starting(link, view), announce, lambda: link.running, every=1.0,
-                            tick=lambda: status.update(status_line(link.stats())),
+        # On a terminal, four times a second: a resized terminal gets a line that fits at once.
+        _serve_until_ctrl_c(_starting(link, view), announce, lambda: link.running,
+                            every=0.25 if status.tty else 1.0,
+                            tick=lambda: status.update(status_line(link.stats(), status.width())),
                             say=status.above)
     except (OSError, ValueError, TypeError, OverflowError) as e:
         return _fail(args.prog, _("cannot relay {listen} -> {target}: {reason}").format(
