@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -378,3 +379,60 @@ def test_the_dissector_labels_every_kind_in_tshark(tmp_path: Path, how: str) -> 
     assert all(int(r[0]) == port for r in rows if r[1] != "broadcast")
     broadcasts = [(r[2], r[3]) for r in rows if r[1] == "broadcast"]
     assert set(broadcasts) == {("ACK", m.decode()) for m in sent if m.startswith(b"client")}
+
+
+def expected_kind(record: udplab.Record, servers: list[tuple[Any, ...]]) -> str:
+    """What the dissector should call a record, from the addresses udplab knows."""
+    if record.payload == b"":
+        return "empty"
+    if record.src[:2] in servers:
+        return "broadcast"
+    assert record.dst[:2] in servers, record
+    word = record.payload.removesuffix(b"\n")
+    return {b"HB": "heartbeat", b"quit": "quit"}.get(word, "message")
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (scripts/check installs it "
+                    "where it runs as root)")
+def test_the_dissector_labels_every_datagram_of_a_chat_and_a_link_without_a_port(
+        tmp_path: Path) -> None:
+    """Before: with no port named nothing was labelled, and with the server's port named the
+    half of a link capture between the clients and the link stayed plain UDP (and an empty
+    datagram never reached any dissector)."""
+    chat_pcap, link_pcap = tmp_path / "chat.pcap", tmp_path / "link.pcap"
+    with udplab.ChatS("127.0.0.1", 0, 30, capture=chat_pcap) as server:
+        # Seed 0 loses the first datagram upstream, bob's heartbeat: the dissector must find
+        # the server behind the link from the messages the link passes on.
+        with udplab.Link(server.addr, loss=(0.5, 0), seed=0, capture=link_pcap) as link:
+            alice = udplab.ChatC(*server.addr[:2], interval=None)
+            bob = udplab.ChatC(*link.addr[:2], interval=None)
+            with alice, bob, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nc:
+                alice.send(b"HB")
+                bob.send(b"HB")
+                for i in range(6):
+                    bob.send(f"你好 {i}".encode())
+                # Bob's heartbeat lost, what the link passed on are his messages only.
+                wait_until(lambda: link.stats()["up"]["received"] == 7
+                           and server.stats()["messages"] == link.stats()["up"]["forwarded"])
+                nc.sendto(b"hi from nc\n", server.addr[:2])  # netcat: no heartbeat
+                alice.send(b"")  # dropped by the server, labelled all the same
+                bob.send(b"")
+                alice.send(b"ACKnowledged")  # a message that looks like a broadcast
+                for member in (alice, bob):  # the last broadcast has reached both
+                    while member.recv(5) != b"ACKACKnowledged":
+                        pass
+                nc.sendto(b"quit\n", server.addr[:2])
+            wait_until(lambda: link.stats()["up"]["received"] == 9)  # bob's quit (may be lost)
+            wait_until(lambda: server.stats()["quits"] >= 2)
+    for path in (chat_pcap, link_pcap):
+        records = list(udplab.read_capture(path))
+        to_server = [r.payload for r in records if r.dst[:2] == server.addr[:2]]
+        if path == link_pcap:
+            assert to_server and to_server[0] != b"HB", to_server  # the heartbeat was lost
+        out = subprocess.run(
+            [str(TSHARK), "-X", f"lua_script:{udplab_wireshark.DISSECTOR}", "-r", str(path),
+             "-T", "fields", "-e", "udplab.kind"],
+            capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+        servers = [server.addr[:2], link.addr[:2]]
+        assert out == [expected_kind(r, servers) for r in records], (path, out)
+        assert {"heartbeat", "message", "broadcast", "quit", "empty"} <= set(out)

@@ -18,7 +18,7 @@ import pytest
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from udplab import _i18n
-from udplab.cli import columns, wrap
+from udplab._i18n import columns, wrap
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = _i18n.LOCALE_DIR / "zh" / "LC_MESSAGES" / "udplab.po"

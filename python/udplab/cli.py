@@ -19,17 +19,15 @@ import errno
 import logging
 import math
 import os
-import re
 import shutil
 import signal
 import sys
 import threading
 import time
-import unicodedata
 from typing import Any, Callable, NoReturn, TextIO
 
 from . import demo
-from ._i18n import N_, _, argparse_translated
+from ._i18n import N_, _, argparse_translated, columns, wrap
 from .chat import ChatC, ChatS
 from .link import Link
 from .web import View
@@ -55,38 +53,6 @@ def _fail(prog: str, message: str) -> int:
 
 def _example(*lines: str) -> str:
     return _("example:") + "\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def columns(text: str) -> int:
-    """How many terminal columns ``text`` takes: two for a wide (Chinese) character."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-_WIDE = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef"  # CJK characters and full-width forms
-_OPENING, _CLOSING = "（《「『", "，。；：、）！？》」』…"
-# A word or one wide character, with the opening punctuation before it and the closing after.
-_TOKEN = re.compile(rf"\s+|[{_OPENING}]*(?:[^\s{_WIDE}]+|[{_WIDE}])[{_CLOSING}]*")
-
-
-def wrap(text: str, width: int) -> list[str]:
-    """``text`` in lines of at most ``width`` terminal columns: broken at spaces, and between
-    two Chinese characters (each two columns wide), never before closing punctuation nor after
-    opening punctuation."""
-    lines: list[str] = []
-    line, used = "", 0
-    for token in _TOKEN.findall(text):
-        if token.isspace():
-            if line:
-                line, used = line + " ", used + 1
-            continue
-        size = columns(token)
-        if line.strip() and used + size > width:
-            lines.append(line.rstrip())
-            line, used = "", 0
-        line, used = line + token, used + size
-    if line.strip():
-        lines.append(line.rstrip())
-    return lines
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
