@@ -133,19 +133,34 @@ def _num(v: Any) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
-def ladder(source: Source, *, lang: str = "en", rows: int = DEFAULT_ROWS,
-           width: int = 900) -> Ladder:
+def _renamed(lines: list[Lifeline], events: list[Event],
+             names: dict[Any, str]) -> tuple[list[Lifeline], list[Event]]:
+    """Lifelines named by address (``"ip:port"``) given the names in ``names``."""
+    new = {}
+    for addr, name in names.items():
+        new[addr if isinstance(addr, str) else "{}:{}".format(*addr[:2])] = str(name)
+    lines = [dict(line, name=new.get(line["name"], line["name"])) for line in lines]
+    events = [dict(e, **{k: new[e[k]] for k in ("src", "dst", "via") if e.get(k) in new})
+              for e in events]
+    return lines, events
+
+
+def ladder(source: Source, *, lang: str = "en", rows: int = DEFAULT_ROWS, width: int = 900,
+           names: dict[Any, str] | None = None) -> Ladder:
     """The ladder of ``source`` as a static SVG: a list of events (the shape of
     :mod:`udplab.web.events`), a :class:`~udplab.web.View`, a ``ChatS`` or ``Link`` (the
     events of a view that watched it; without one, the object's own history, which has no
     previews and no broadcasts), or a capture file's path. ``lang``: ``"en"`` or ``"zh"``;
-    ``rows``: the last so many events are drawn; ``width``: in pixels, at least."""
+    ``rows``: the last so many events are drawn; ``width``: in pixels, at least; ``names``:
+    ``{address: name}`` for lifelines known only by address (a capture's clients)."""
     if lang not in ("en", "zh"):
         raise ValueError(f"lang must be 'en' or 'zh', got {lang!r}")
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ValueError(f"rows must be a positive int, got {rows!r}")
     words = json.loads(_static("strings.json"))[lang]
     lines, events = _source(source)
+    if names:
+        lines, events = _renamed(lines, events, names)
     lines = list(lines)
     known = {line["name"] for line in lines}
     for e in events:
