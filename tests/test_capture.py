@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,55 @@ def test_bad_capture_options() -> None:
     with pytest.raises(FileNotFoundError):
         server.start()
     assert not server.running
+
+
+@pytest.mark.parametrize("spelling", [str, Path])
+def test_a_capture_path_that_cannot_be_opened_is_named_as_open_names_it(
+        tmp_path: Path, spelling: Any) -> None:
+    """Before, the error said ``[Errno 2] No such file or directory`` and no more: no path in
+    the message, ``filename`` None."""
+    missing = tmp_path / "no such dir" / "chat.pcap"
+    with pytest.raises(FileNotFoundError) as raised:
+        open(spelling(missing), "wb")
+    server = udplab.ChatS("127.0.0.1", 0, 3, capture=spelling(missing))
+    with pytest.raises(FileNotFoundError) as caught:
+        server.start()
+    assert caught.value.filename == raised.value.filename == str(missing)
+    assert str(caught.value) == str(raised.value)
+    assert caught.value.errno == raised.value.errno
+    with pytest.raises(IsADirectoryError) as caught:
+        udplab.Link(("127.0.0.1", 9), capture=tmp_path).start()
+    assert caught.value.filename == str(tmp_path) and str(tmp_path) in str(caught.value)
+
+
+def test_a_start_that_fails_leaves_an_earlier_capture_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start that fails once the capture is open (here: no thread can be started) writes
+    nothing, and leaves nothing running. Before, the file was opened by truncating it and held
+    a lone file header (24 bytes) instead of the earlier capture, and the object stayed
+    half-started (``running`` true, its port bound)."""
+    earlier = tmp_path / "earlier.pcap"
+    stats, _, _ = chat("127.0.0.1", earlier, clients=1, messages=2)
+    content = earlier.read_bytes()
+    assert len(content) == stats["capture"]["bytes"] > 24
+    new = tmp_path / "new.pcap"
+
+    def refuse(self: Any) -> None:
+        raise RuntimeError("can't start new thread")
+
+    server = udplab.ChatS("127.0.0.1", 0, 3, capture=earlier)
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", refuse)
+        for obj in (server, udplab.Link(("127.0.0.1", 9), capture=earlier),
+                    udplab.ChatS("127.0.0.1", 0, 3, capture=new)):
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                obj.start()
+            assert earlier.read_bytes() == content
+            assert not new.exists(), "a failed start left behind a file it made"
+            assert not obj.running
+    server.start()  # the port was freed and the file released
+    server.stop()
+    assert len(earlier.read_bytes()) == 24  # a start that succeeded rewrites it
 
 
 def test_two_objects_cannot_write_one_capture_file(tmp_path: Path) -> None:

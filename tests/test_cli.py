@@ -347,6 +347,25 @@ def test_a_capture_file_that_cannot_be_written_exits_2_with_one_line(tmp_path: P
                            f"{tmp_path}/no/x.pcap: no such file or directory (errno 2)\n")
 
 
+@pytest.mark.parametrize("command", ["server", "link"])
+def test_a_port_in_use_leaves_an_earlier_capture_as_it_was(tmp_path: Path, command: str) -> None:
+    """Before, the command emptied the capture file (checking it could write it) before it
+    bound the port: with the port in use it exited 2 and an earlier capture was 0 bytes."""
+    earlier, new = tmp_path / "earlier.pcap", tmp_path / "new.pcap"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        target = ["127.0.0.1", "9"] if command == "link" else []
+        earlier.write_bytes(b"an earlier capture" * 1000)
+        for path in (earlier, new):
+            done = run_udplab(command, *target, "--port", port, "--capture", str(path))
+            assert done.returncode == 2
+            assert re.fullmatch(rf"python -m udplab {command}: error: cannot [a-z ]+ 127\.0\.0\.1:"
+                                rf"{port}.*: address already in use \(errno 98\)\n", done.stderr)
+    assert earlier.read_bytes() == b"an earlier capture" * 1000
+    assert not new.exists(), "a failed start left behind a file it made"
+
+
 def test_link_prints_plain_lines_when_not_on_a_terminal(server: Server) -> None:
     link = subprocess.Popen([sys.executable, "-m", "udplab", "link", "127.0.0.1",
                              str(server.port), "--seed", "3"],

@@ -17,15 +17,16 @@ import signal
 import sys
 import threading
 import weakref
-from typing import Any, BinaryIO, Generic, Protocol, TypeVar, Union, cast
+from typing import Any, BinaryIO, Callable, Generic, Protocol, TypeVar, Union, cast
 
 from . import _core
 
 Address = tuple[Any, ...]
 """``(ip, port)``, or ``(ip, port, flowinfo, scope_id)`` for IPv6."""
 CaptureTarget = Union[str, "os.PathLike[str]", BinaryIO]
-"""Where ``capture=`` writes: a path (created or truncated at each ``start()``) or a binary
-file open for writing (``open(path, "wb")``, ``io.BytesIO()``)."""
+"""Where ``capture=`` writes: a path or a binary file open for writing (``open(path, "wb")``,
+``io.BytesIO()``). A path is rewritten at each ``start()``, but only once the start has
+succeeded: a start that fails (a port in use) leaves an earlier capture file as it was."""
 #: The default ``capture_limit``: a capture file stops growing at 100 MiB.
 DEFAULT_CAPTURE_LIMIT = 100 * 1024 * 1024
 
@@ -284,27 +285,45 @@ class _Background(Generic[_CoreT]):
     def start(self) -> None:
         raise NotImplementedError
 
-    def _launch(self, core: _CoreT, threads: list[threading.Thread]) -> None:
-        """Start ``threads`` driving ``core``. Call with the lock held."""
+    def _launch(self, make_core: Callable[[], _CoreT],
+                make_threads: Callable[[_CoreT], list[threading.Thread]]) -> None:
+        """Open the capture file (errors name it, before any port is bound), make the core
+        (which binds), start its threads and only then let the capture write. A start that
+        fails on the way leaves nothing running, no port bound and an earlier capture file as
+        it was. Call with the lock held."""
         self._capture = None
-        if self._capture_target is not None:
-            try:
+        capture, core = None, None
+        started: list[threading.Thread] = []
+        before = self._core, self._threads
+        try:
+            if self._capture_target is not None:
                 self._claim_capture()
-                self._capture_used = True
                 capture = _core.Capture(self._capture_target, self._capture_limit)
-            except BaseException:
-                self._release_capture()
+            core = make_core()
+            if capture is not None:
+                cast(_Watched, core).set_capture(capture)
+            for feed in self._feeds:
+                cast(_Watched, core).watch(feed)
+            self._core, self._threads = core, make_threads(core)
+            for t in self._threads:
+                t.daemon = self._daemon
+                t.start()
+                started.append(t)
+        except BaseException:
+            self._stopped.set()  # the threads that started take the stop as asked for
+            if core is not None:
                 core.stop()  # frees the port it bound
-                raise
-            cast(_Watched, core).set_capture(capture)
+            for t in started:
+                t.join()
+            self._core, self._threads = before  # what stats() showed, it shows again
+            if capture is not None:
+                capture.close()  # never begun: an earlier file is left as it was
+            self._release_capture()
+            raise
+        if capture is not None:
+            capture.begin()  # only now is an earlier file replaced
+            self._capture_used = True
             self._capture = capture
-        for feed in self._feeds:
-            cast(_Watched, core).watch(feed)
-        self._core = core
-        self._threads = threads
-        for t in threads:
-            t.daemon = self._daemon
-            t.start()
         with _registry_lock:
             _running.add(self)
 

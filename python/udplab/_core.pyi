@@ -45,15 +45,22 @@ class Feed:
 @final
 class Capture:
     """A pcap file being written by a thread of its own (``crates/udplab/src/capture.rs``):
-    ``target`` is a path (created or truncated) or a binary file with ``write`` and ``flush``;
-    ``limit`` is the size cap in bytes (at least 24, the file header)."""
+    ``target`` is a path (opened, created if missing, and left as it is until ``begin()``) or
+    a binary file with ``write`` and ``flush``; ``limit`` is the size cap in bytes (at least
+    24, the file header). A path that cannot be opened raises the ``OSError`` of ``open()``,
+    ``filename`` set."""
 
     def __new__(cls, target: str | os.PathLike[str] | BinaryIO, limit: int = 104857600) -> Self: ...
+    def begin(self) -> None:
+        """Let the writer write: the file header, then every datagram recorded (a path's old
+        content is replaced now). Idempotent."""
+
     def stats(self) -> dict[str, int]:
         """Counters: ``records``, ``bytes``, ``skipped``, ``dropped``, ``errors``."""
 
     def close(self) -> None:
-        """Write what is queued, flush and end the writer thread. Idempotent."""
+        """Write what is queued, flush and end the writer thread. Idempotent. Closed before
+        ``begin()``, it writes nothing: a path is left as it was (removed if it was made)."""
 
 @final
 class UdpSocket:

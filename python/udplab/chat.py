@@ -160,15 +160,19 @@ class ChatS(_Background[_core.ChatServer]):
             self._refuse_if_running()
             refresh_logging()
             notify = any(cb is not None for cb in self._callbacks)
-            core = _core.ChatServer(self._ip, self._port, self._inval, notify=notify,
-                                    **self._options)
             stopped = self._stopped = threading.Event()
-            threads = [threading.Thread(target=_serve, args=(core, stopped, log, "chat server"),
-                                        name="servicer")]
-            if notify:
-                threads.append(threading.Thread(
-                    target=_dispatch, args=(core, stopped, *self._callbacks), name="callbacks"))
-            self._launch(core, threads)
+
+            def threads(core: _core.ChatServer) -> list[threading.Thread]:
+                made = [threading.Thread(target=_serve, args=(core, stopped, log, "chat server"),
+                                         name="servicer")]
+                if notify:
+                    made.append(threading.Thread(
+                        target=_dispatch, args=(core, stopped, *self._callbacks),
+                        name="callbacks"))
+                return made
+
+            self._launch(lambda: _core.ChatServer(self._ip, self._port, self._inval,
+                                                  notify=notify, **self._options), threads)
 
     def stop(self) -> None:
         """Stop receiving, free the port and forget the clients. Idempotent; returns once the
@@ -270,10 +274,10 @@ class ChatC(_Background[_core.ChatClient]):
         with self._lock:
             self._refuse_if_running()
             refresh_logging()
-            core = _core.ChatClient(self._rip, self._rport, **self._options)
             self._stopped = threading.Event()
-            user = threading.Thread(target=core.receive_loop, name=self._thread_name("user"))
-            self._launch(core, [user])
+            user = self._thread_name("user")
+            self._launch(lambda: _core.ChatClient(self._rip, self._rport, **self._options),
+                         lambda core: [threading.Thread(target=core.receive_loop, name=user)])
         if self._interval is not None:
             self.hb(self._interval)
 

@@ -278,18 +278,14 @@ def _view_note(view: View | None) -> str:
         url=view.url)
 
 
-def _capture_error(args: argparse.Namespace) -> int | None:
-    """Exit status 2 with one line if ``--capture FILE`` cannot be written (checked before
-    anything binds, so the error names the file, not the address)."""
-    if args.capture is None:
+def _capture_failed(args: argparse.Namespace, e: BaseException) -> int | None:
+    """Exit status 2 with one line if opening the ``--capture`` file is what failed (its
+    error names it). The file is opened before the port is bound, but rewritten only once the
+    object runs: a start that fails leaves an earlier capture as it was."""
+    if not (isinstance(e, OSError) and args.capture is not None and e.filename == args.capture):
         return None
-    try:
-        with open(args.capture, "wb"):
-            pass
-    except OSError as e:
-        return _fail(args.prog, _("cannot write the capture file {path}: {reason}").format(
-            path=args.capture, reason=_reason(e)))
-    return None
+    return _fail(args.prog, _("cannot write the capture file {path}: {reason}").format(
+        path=args.capture, reason=_reason(e)))
 
 
 def _capture_note(stats: dict[str, Any], path: str | None) -> str:
@@ -362,9 +358,6 @@ def add_server(sub: Any) -> None:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    failed = _capture_error(args)
-    if failed is not None:
-        return failed
     logging.basicConfig(format=FORMAT, level=logging.INFO)
 
     def announce() -> str:
@@ -381,8 +374,9 @@ def run_server(args: argparse.Namespace) -> int:
         view = _view(args, server)
         _serve_until_ctrl_c(_starting(server, view), announce, lambda: server.running)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, _("cannot listen on {host}:{port}: {reason}").format(
-            host=args.host, port=args.port, reason=_reason(e)))
+        return _capture_failed(args, e) or _fail(
+            args.prog, _("cannot listen on {host}:{port}: {reason}").format(
+                host=args.host, port=args.port, reason=_reason(e)))
     if view is not None:
         view.stop()
     # The core would log its totals as it stops (English, without the capture): printed below.
@@ -471,9 +465,6 @@ class _Receiver:
 
 
 def run_client(args: argparse.Namespace) -> int:
-    failed = _capture_error(args)
-    if failed is not None:
-        return failed
     # Received datagrams are printed, not logged; warnings (a server not answering) still show.
     logging.basicConfig(format=FORMAT, level=logging.WARNING)
     prefix = b"" if args.name is None else args.name.encode("utf-8") + b": "
@@ -482,8 +473,9 @@ def run_client(args: argparse.Namespace) -> int:
                        capture=args.capture)
         _held(client.start)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, _("cannot talk to {host}:{port}: {reason}").format(
-            host=args.host, port=args.port, reason=_reason(e)))
+        return _capture_failed(args, e) or _fail(
+            args.prog, _("cannot talk to {host}:{port}: {reason}").format(
+                host=args.host, port=args.port, reason=_reason(e)))
     except KeyboardInterrupt:  # while starting
         pass
     status = 0
@@ -743,9 +735,6 @@ class _AboveStatus(logging.Handler):
 
 
 def run_link(args: argparse.Namespace) -> int:
-    failed = _capture_error(args)
-    if failed is not None:
-        return failed
     status = _StatusLine(sys.stdout)
     handler = _AboveStatus(status)
     handler.setFormatter(logging.Formatter(FORMAT))
@@ -771,8 +760,9 @@ def run_link(args: argparse.Namespace) -> int:
                             tick=lambda: status.update(status_line(link.stats(), status.width())),
                             say=status.above)
     except (OSError, ValueError, TypeError, OverflowError) as e:
-        return _fail(args.prog, _("cannot relay {listen} -> {target}: {reason}").format(
-            listen=f"{args.host}:{args.port}", target=_hostport(target), reason=_reason(e)))
+        return _capture_failed(args, e) or _fail(
+            args.prog, _("cannot relay {listen} -> {target}: {reason}").format(
+                listen=f"{args.host}:{args.port}", target=_hostport(target), reason=_reason(e)))
     if view is not None:
         view.stop()
     link.stop()

@@ -236,11 +236,12 @@ class Link(_Background[_core.Link]):
         with self._lock:
             self._refuse_if_running()
             refresh_logging()
-            core = _core.Link(self.target, self._listen, *self._lanes, seed=self.seed,
-                              **self._options)
             stopped = self._stopped = threading.Event()
-            thread = threading.Thread(target=_serve, args=(core, stopped, log, "link"), name="link")
-            self._launch(core, [thread])
+            self._launch(
+                lambda: _core.Link(self.target, self._listen, *self._lanes, seed=self.seed,
+                                   **self._options),
+                lambda core: [threading.Thread(target=_serve, args=(core, stopped, log, "link"),
+                                               name="link")])
 
     def stop(self) -> None:
         """Stop relaying and free the port; datagrams still waiting are discarded (counted as

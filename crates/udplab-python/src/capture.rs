@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::os_error;
+use super::{file_error, os_error};
 use udplab::capture::{Capture, CaptureStats, DEFAULT_LIMIT};
 use udplab::endpoint::Tap;
 
@@ -51,6 +51,16 @@ pub(crate) fn capture_stats_dict<'py>(
     Ok(d)
 }
 
+/// A bad limit (or a path with a NUL byte) is a `ValueError`; opening a path fails as `open()`
+/// does, naming it.
+fn capture_error(e: io::Error, path: Option<&Bound<'_, PyAny>>) -> PyErr {
+    match (e.kind(), path) {
+        (io::ErrorKind::InvalidInput, _) => PyValueError::new_err(e.to_string()),
+        (_, Some(path)) => file_error(e, path),
+        (_, None) => os_error(e),
+    }
+}
+
 /// A capture file being written: `Capture(target, limit)`, `target` a path or an open binary
 /// file (anything with `write` and `flush`).
 #[pyclass(name = "Capture", module = "udplab._core", frozen)]
@@ -71,6 +81,7 @@ impl PyCapture {
     fn new(py: Python<'_>, target: &Bound<'_, PyAny>, limit: u64) -> PyResult<Self> {
         let made = if let Ok(path) = target.extract::<PathBuf>() {
             py.detach(|| Capture::create(&path, limit))
+                .map_err(|e| capture_error(e, Some(target)))
         } else if target.hasattr("write")? && target.hasattr("flush")? {
             let name = target
                 .getattr("name")
@@ -86,23 +97,22 @@ impl PyCapture {
                     )
                 });
             let sink = PyFile(target.clone().unbind());
-            Capture::new(sink, name, limit)
+            Capture::new(sink, name, limit).map_err(|e| capture_error(e, None))
         } else {
             return Err(PyTypeError::new_err(format!(
                 "capture must be a path or a binary file open for writing, not '{}'",
                 target.get_type().name()?
             )));
         };
-        let inner = made.map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
-            _ if e.raw_os_error().is_none() => {
-                PyValueError::new_err(format!("capture: the file's first write failed: {e}"))
-            }
-            _ => os_error(e),
-        })?;
         Ok(PyCapture {
-            inner: Arc::new(inner),
+            inner: Arc::new(made?),
         })
+    }
+
+    /// Lets the writer write: the file header, then every datagram recorded. Before it, a
+    /// file given by path is left as it was. Idempotent.
+    fn begin(&self) {
+        self.inner.begin();
     }
 
     /// Counters: `records`, `bytes`, `skipped`, `dropped`, `errors`.
@@ -110,7 +120,8 @@ impl PyCapture {
         capture_stats_dict(py, &self.inner.stats())
     }
 
-    /// Writes what is queued, flushes and ends the writer thread. Idempotent.
+    /// Writes what is queued, flushes and ends the writer thread. Idempotent. Closed before
+    /// `begin`, it writes nothing (a path is left as it was, removed if it was made).
     fn close(&self, py: Python<'_>) {
         py.detach(|| self.inner.close());
     }

@@ -46,6 +46,36 @@ pub(crate) fn os_error(e: io::Error) -> PyErr {
     }
 }
 
+/// [`os_error`] of opening the file at `path` (a str, bytes or path-like object): the error
+/// `open()` raises, `filename` set (`[Errno 2] No such file or directory: 'x.pcap'`).
+pub(crate) fn file_error(e: io::Error, path: &Bound<'_, PyAny>) -> PyErr {
+    let filename = match path
+        .py()
+        .import("os")
+        .and_then(|os| os.call_method1("fspath", (path,)))
+    {
+        Ok(filename) => filename,
+        Err(err) => return err,
+    };
+    let Some(code) = e.raw_os_error() else {
+        return PyOSError::new_err(format!(
+            "{e}: {}",
+            filename.repr().map(|r| r.to_string()).unwrap_or_default()
+        ));
+    };
+    let text = e.to_string();
+    let message = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text)
+        .to_owned();
+    let filename = filename.unbind();
+    if udplab::platform::WINDOWS_ERROR_CODES {
+        PyOSError::new_err((code, message, filename, code))
+    } else {
+        PyOSError::new_err((code, message, filename))
+    }
+}
+
 /// `OSError(code, message)` of the subclass Python gives `code`. On Windows the code is a
 /// Windows Sockets one, which `OSError` takes as its fourth argument (`winerror`) and derives
 /// `errno` and the subclass from, as Python's own socket errors do.

@@ -17,16 +17,20 @@
 //!   is counted as `skipped`, and so is every later one.
 //! - A write error (a full disk, a closed file) is logged once; the records it lost and every
 //!   later one are counted as `errors`. The chat never notices.
+//! - Nothing is written before [`Capture::begin`]: a file opened by path ([`Capture::create`])
+//!   keeps what it held until then, and a capture closed without beginning leaves it as it was
+//!   (and removes it if `create` made it). The owner begins once what it records has started,
+//!   so a start that fails (a port in use) never empties an earlier capture.
 //!
 //! An endpoint bound to an unspecified address (`0.0.0.0`, `::`) does not know which of its
 //! addresses a datagram used; the record then shows the loopback address when the peer is on
 //! loopback, else the unspecified address of the peer's family.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -191,6 +195,8 @@ struct Meta {
 struct Queue {
     metas: Vec<Meta>,
     bytes: Vec<u8>,
+    /// Set by [`Capture::begin`]: the writer may write.
+    begun: bool,
     closed: bool,
 }
 
@@ -202,7 +208,7 @@ const QUEUE_BYTES: usize = 32 << 20;
 #[derive(Default)]
 struct Shared {
     queue: Mutex<Queue>,
-    /// Signalled when the queue gets its first datagram, and at close.
+    /// Signalled when the queue gets its first datagram, at begin and at close.
     ready: Condvar,
     counters: Counters,
 }
@@ -250,10 +256,89 @@ impl Tap for CaptureTap {
     }
 }
 
+/// What the writer thread writes to: told when the capture begins, and when it was closed
+/// without beginning.
+trait Sink: Write + Send + 'static {
+    /// The capture begins: the first write follows.
+    fn begin(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The capture was closed before it began: undo what opening it did.
+    fn abandon(&mut self) {}
+}
+
+/// Any writer, as it is.
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for Plain<W> {}
+
+/// A file opened by [`Capture::create`]: emptied when the capture begins, not when opened.
+struct PathFile {
+    file: File,
+    path: PathBuf,
+    /// Whether opening it made it (then a capture that never began removes it).
+    created: bool,
+}
+
+impl PathFile {
+    fn open(path: &Path) -> io::Result<PathFile> {
+        let made = OpenOptions::new().write(true).create_new(true).open(path);
+        let (file, created) = match made {
+            Ok(file) => (file, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                (OpenOptions::new().write(true).open(path)?, false)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(PathFile {
+            file,
+            path: path.to_owned(),
+            created,
+        })
+    }
+}
+
+impl Write for PathFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Sink for PathFile {
+    fn begin(&mut self) -> io::Result<()> {
+        // A pipe or a device (a FIFO that Wireshark reads, /dev/stdout) has nothing to empty.
+        if self.file.metadata()?.is_file() {
+            self.file.set_len(0)?;
+        }
+        Ok(())
+    }
+
+    fn abandon(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Encodes batches of records, each sorted by time (an endpoint's receiving and sending
 /// threads reach the queue in either order), and writes each batch to the sink as whole
 /// records in one write: the writer thread's state.
-struct Writer<W: Write> {
+struct Writer<W: Sink> {
     sink: W,
     name: String,
     limit: u64,
@@ -275,7 +360,7 @@ fn record_len(m: &Meta) -> usize {
     16 + ip + 8 + m.len
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Sink> Writer<W> {
     fn new(sink: W, name: String, limit: u64, shared: Arc<Shared>) -> Writer<W> {
         Writer {
             sink,
@@ -381,13 +466,38 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// Waits for [`Capture::begin`]; true once begun, false when closed first (then the
+    /// sink is abandoned and what was queued counted as dropped).
+    fn wait_for_begin(&mut self) -> bool {
+        let mut queue = self.shared.queue();
+        while !queue.begun && !queue.closed {
+            queue = self
+                .shared
+                .ready
+                .wait(queue)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if queue.begun {
+            return true;
+        }
+        let never_written = queue.metas.len() as u64;
+        drop(queue);
+        self.counters()
+            .dropped
+            .fetch_add(never_written, Ordering::Relaxed);
+        self.sink.abandon();
+        false
+    }
+
     fn run(mut self) {
+        if !self.wait_for_begin() {
+            return;
+        }
         let header = file_header();
-        match self
-            .sink
-            .write_all(&header)
-            .and_then(|()| self.sink.flush())
-        {
+        match self.sink.begin().and_then(|()| {
+            self.sink.write_all(&header)?;
+            self.sink.flush()
+        }) {
             Ok(()) => {
                 self.counters()
                     .bytes
@@ -443,22 +553,25 @@ impl fmt::Debug for Capture {
 }
 
 impl Capture {
-    /// Creates (or truncates) the file at `path` and starts capturing into it.
+    /// Opens the file at `path` for a capture (creating it if it does not exist) and starts
+    /// the writer thread. The file is left as it is until [`begin`](Self::begin) empties it
+    /// and writes the file header. The error is the one of opening the file.
     pub fn create(path: &Path, limit: u64) -> io::Result<Capture> {
-        let file = File::create(path)?;
-        Capture::new(file, path.display().to_string(), limit)
+        check_limit(limit)?;
+        let file = PathFile::open(path)?;
+        Capture::start(file, path.display().to_string(), limit)
     }
 
-    /// Starts the writer thread, which writes the file header to `sink` first. `name` names
-    /// the capture in log lines. `limit` is the size cap in bytes, at least [`HEADER_LEN`].
-    /// Write errors, the header's included, are logged and counted, never returned.
+    /// Starts the writer thread, which writes the file header to `sink` at
+    /// [`begin`](Self::begin). `name` names the capture in log lines. `limit` is the size cap
+    /// in bytes, at least [`HEADER_LEN`]. Write errors, the header's included, are logged and
+    /// counted, never returned.
     pub fn new(sink: impl Write + Send + 'static, name: String, limit: u64) -> io::Result<Capture> {
-        if limit < HEADER_LEN {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("capture_limit must be at least {HEADER_LEN} bytes (the file header), not {limit}"),
-            ));
-        }
+        check_limit(limit)?;
+        Capture::start(Plain(sink), name, limit)
+    }
+
+    fn start(sink: impl Sink, name: String, limit: u64) -> io::Result<Capture> {
         let shared = Arc::new(Shared::default());
         let writer = Writer::new(sink, name.clone(), limit, Arc::clone(&shared));
         let handle = std::thread::Builder::new()
@@ -469,6 +582,13 @@ impl Capture {
             writer: Mutex::new(Some(handle)),
             name,
         })
+    }
+
+    /// Lets the writer write: the file header, then what the tap has queued and will queue.
+    /// Call it once what is recorded has started. Idempotent.
+    pub fn begin(&self) {
+        self.shared.queue().begun = true;
+        self.shared.ready.notify_one();
     }
 
     /// The tap to set on every endpoint whose datagrams this file records.
@@ -494,7 +614,8 @@ impl Capture {
     }
 
     /// Writes what is queued, flushes and ends the writer thread; datagrams tapped later are
-    /// counted as dropped. Idempotent.
+    /// counted as dropped. A capture that never began writes nothing: its file is left as it
+    /// was (removed if [`create`](Self::create) made it). Idempotent.
     pub fn close(&self) {
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
@@ -503,6 +624,18 @@ impl Capture {
             let _ = handle.join();
         }
     }
+}
+
+fn check_limit(limit: u64) -> io::Result<()> {
+    if limit < HEADER_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "capture_limit must be at least {HEADER_LEN} bytes (the file header), not {limit}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Capture {
@@ -614,11 +747,11 @@ mod tests {
         }
     }
 
-    fn writer<W: Write>(sink: W, limit: u64) -> Writer<W> {
-        Writer::new(sink, "test".into(), limit, Arc::default())
+    fn writer<W: Write + Send + 'static>(sink: W, limit: u64) -> Writer<Plain<W>> {
+        Writer::new(Plain(sink), "test".into(), limit, Arc::default())
     }
 
-    fn add<W: Write>(w: &mut Writer<W>, payload: &[u8]) {
+    fn add<W: Sink>(w: &mut Writer<W>, payload: &[u8]) {
         let d = datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", payload);
         let m = Meta {
             direction: d.direction,
@@ -639,7 +772,7 @@ mod tests {
             add(&mut w, b"data");
         }
         w.flush();
-        assert_eq!(w.sink.len(), 96);
+        assert_eq!(w.sink.0.len(), 96);
         let c = w.counters();
         assert_eq!(c.records.load(Ordering::Relaxed), 2);
         assert_eq!(c.skipped.load(Ordering::Relaxed), 3);
@@ -663,6 +796,7 @@ mod tests {
     fn a_record_reaches_the_file_while_the_capture_runs() {
         let path = std::env::temp_dir().join(format!("udplab-live-{}.pcap", std::process::id()));
         let capture = Capture::create(&path, DEFAULT_LIMIT).unwrap();
+        capture.begin();
         capture
             .tap()
             .datagram(&datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", b"x"));
@@ -684,6 +818,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("udplab-capture-{}.pcap", std::process::id()));
         let capture = Capture::create(&path, DEFAULT_LIMIT).unwrap();
         let tap = capture.tap();
+        capture.begin();
         for i in 0..100u8 {
             tap.datagram(&datagram(
                 Direction::Out,
@@ -708,5 +843,59 @@ mod tests {
         assert_eq!(bytes.len(), 24 + 100 * (16 + 29));
         assert_eq!(bytes[24 + 16 + 28], 0); // first payload
         assert_eq!(*bytes.last().unwrap(), 99); // last payload
+    }
+
+    fn temp_path(what: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("udplab-{what}-{}.pcap", std::process::id()))
+    }
+
+    /// Before `begin` existed, `create` truncated the file at once: a start that failed
+    /// afterwards (a port in use) left an earlier capture empty.
+    #[test]
+    fn a_capture_that_never_began_leaves_an_existing_file_as_it_was() {
+        let path = temp_path("kept");
+        std::fs::write(&path, b"an earlier capture").unwrap();
+        let capture = Capture::create(&path, DEFAULT_LIMIT).unwrap();
+        let tap = capture.tap();
+        tap.datagram(&datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", b"x"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"an earlier capture");
+        capture.close();
+        assert_eq!(std::fs::read(&path).unwrap(), b"an earlier capture");
+        assert_eq!((capture.stats().records, capture.stats().dropped), (0, 1));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_capture_that_never_began_removes_the_file_it_made() {
+        let path = temp_path("made");
+        let _ = std::fs::remove_file(&path);
+        drop(Capture::create(&path, DEFAULT_LIMIT).unwrap());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn begin_replaces_what_the_file_held() {
+        let path = temp_path("replaced");
+        std::fs::write(&path, vec![7u8; 1000]).unwrap();
+        let capture = Capture::create(&path, DEFAULT_LIMIT).unwrap();
+        let tap = capture.tap();
+        tap.datagram(&datagram(Direction::In, "127.0.0.1:1", "127.0.0.1:2", b"x"));
+        capture.begin();
+        capture.close();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(bytes.len(), 24 + 16 + 29);
+        assert_eq!(bytes[..24], file_header());
+        assert_eq!(capture.stats().records, 1);
+    }
+
+    #[test]
+    fn a_bad_limit_is_refused_before_the_file_is_touched() {
+        let path = temp_path("limit");
+        std::fs::write(&path, b"keep").unwrap();
+        let err = Capture::create(&path, HEADER_LEN - 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(std::fs::read(&path).unwrap(), b"keep");
+        std::fs::remove_file(&path).unwrap();
     }
 }

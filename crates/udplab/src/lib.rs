@@ -104,7 +104,8 @@
 //! # A capture file for Wireshark
 //!
 //! A [`capture::Capture`] writes every datagram its tap sees to a pcap file, with IP and UDP
-//! headers of the real addresses:
+//! headers of the real addresses, from [`begin`](capture::Capture::begin) on (so a server that
+//! fails to start never empties an earlier capture):
 //!
 //! ```
 //! use std::sync::Arc;
@@ -122,6 +123,7 @@
 //! )?);
 //! server.set_tap(Some(capture.tap()));
 //! let serving = server.spawn()?;
+//! capture.begin(); // only now is an earlier file at `path` replaced
 //!
 //! let alice = Arc::new(ChatClient::connect(server.local_addr(), ClientConfig::default())?);
 //! let threads = alice.spawn()?;

@@ -322,7 +322,7 @@ class View(_Background[_ViewCore]):
                 threads.append(threading.Thread(target=self._pump, args=(feed, board, stopped),
                                                 name="view-feed"))
             self._board = board
-            self._launch(_ViewCore(http, feed, board), threads)
+            self._launch(lambda: _ViewCore(http, feed, board), lambda core: threads)
             if feed is not None:
                 for obj in self._objects:
                     obj._watch(feed)
