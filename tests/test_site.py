@@ -124,7 +124,8 @@ def test_math_is_mathml_and_plots_are_inline(pages: dict[str, Any]) -> None:
         assert soup.find("math", attrs={"display": "block"}), f"site/{page}: no MathML"
         assert "$$" not in soup.get_text(), f"site/{page}: math left as $$...$$"
         images = [img["src"] for img in soup.find_all("img")]
-        assert images and all(src.startswith("data:image/png;base64,") for src in images), page
+        inline = ("data:image/png;base64,", "data:image/svg+xml;base64,")
+        assert images and all(src.startswith(inline) for src in images), page
 
 
 def test_every_chinese_character_is_in_the_shipped_font(pages: dict[str, Any]) -> None:
