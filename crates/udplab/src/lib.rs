@@ -137,8 +137,8 @@
 //! serving.join().unwrap()?;
 //! capture.close(); // writes what is queued and flushes
 //!
-//! // The heartbeat, the message, the broadcast back, the quit: all seen by the server.
-//! assert!(capture.stats().records >= 3);
+//! // The message in and the broadcast out (the quit may arrive after the server stopped).
+//! assert!(capture.stats().records >= 2);
 //! assert_eq!(&std::fs::read(&path)?[..4], &[0x4d, 0x3c, 0xb2, 0xa1]); // pcap, nanoseconds
 //! std::fs::remove_file(&path)?;
 //! # Ok(())
