@@ -259,7 +259,11 @@ def test_netcat_is_a_client_of_udplab_server(server: Server) -> None:
     (["client", "127.0.0.1"], "the following arguments are required: PORT"),
     (["client", "127.0.0.1", "0"], "argument PORT: the server's port, not 0"),
     (["client", "no such host", "10007"], "cannot talk to no such host:10007"),
-    (["link", "127.0.0.1", "10007", "--loss", "2"], "a probability is from 0 to 1, got 2"),
+    (["link", "127.0.0.1", "10007", "--loss", "2"],
+     "link: error: loss must be a probability from 0 to 1, got 2"),
+    (["link", "127.0.0.1", "10007", "--delay", "0,-1"],
+     "link: error: delay (down) must be from 0 to 86400 seconds (a day), got -1"),
+    (["link", "127.0.0.1", "10007", "--rate", "fast"], "argument --rate: not a number: 'fast'"),
     (["link", "127.0.0.1", "10007", "--loss", "0,1,0"], "one value, or UP,DOWN"),
     (["link", "127.0.0.1", "10007", "--reorder", "0.5"], "reorder needs a delay"),
     (["nonsense"], "invalid choice: 'nonsense'"),
@@ -269,6 +273,18 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], says: str) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
+
+
+def test_a_link_to_itself_exits_2_with_one_line() -> None:
+    """Failed before: the link started and relayed to itself (the run timed out)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    done = run_udplab("link", "127.0.0.1", port, "--host", "0.0.0.0", "--port", port)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert f"target 127.0.0.1:{port} is the link's own address" in done.stderr
 
 
 def test_a_port_in_use_exits_2_with_one_line() -> None:

@@ -155,3 +155,38 @@ def test_the_link_status_line_in_chinese_fits_by_columns(monkeypatch: pytest.Mon
     assert status_line(stats, 50) == "上行：收 30 发 20 丢 10 | 下行：收 20 发 20"  # 44 columns
     cut = status_line(stats, 30)
     assert cut.endswith("…") and columns(cut) <= 30 and cut.startswith("上行：收 30")
+
+
+LINK_REFUSALS: list[tuple[dict[str, Any], str]] = [
+    ({"loss": 1.5}, "0 到 1 之间的概率"),
+    ({"delay": (0.0, -1)}, "0 到 86400 秒（一天）"),
+    ({"idle": 0}, "大于 0 且不超过 86400 秒（一天）"),
+    ({"spin": 2}, "0 到 1 秒"),
+    ({"rate": 0.5}, "每秒至少 1 字节"),
+    ({"limit": 0}, "不小于 1 的整数"),
+    ({"seed": -1}, "0 到 18446744073709551615 之间的整数"),
+    ({"reorder": (0.1, 0.0), "delay": (0.0, 1.0)}, "reorder（上行） 需要设置 delay"),
+    ({"target": ("127.0.0.1", 0)}, "的端口是 0"),
+    ({"target": ("127.0.0.1", 40999), "listen": ("0.0.0.0", 40999)}, "就是这条链路自己的地址"),
+]
+
+
+@pytest.mark.parametrize(("options", "chinese"), LINK_REFUSALS)
+def test_a_link_refusal_reads_as_the_core_says_it_in_english_and_in_chinese(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], chinese: str
+) -> None:
+    """``udplab link`` words the core's refusal from its parts: in English exactly the core's
+    message (so the two stay in step), in Chinese with the same values."""
+    from udplab import Link
+    from udplab.cli import _refusal
+
+    options = dict(options)
+    target = options.pop("target", ("127.0.0.1", 9))
+    with pytest.raises(ValueError) as refused:
+        Link(target, **options)
+    for name in LANGUAGE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UDPLAB_LANG", "en")
+    assert _refusal(refused.value) == str(refused.value)
+    monkeypatch.setenv("UDPLAB_LANG", "zh")
+    assert chinese in _refusal(refused.value), _refusal(refused.value)

@@ -13,7 +13,8 @@ _Address = tuple[Any, ...]
 _BufferLike = bytes | bytearray | memoryview | _Buffer
 
 __all__ = [
-    "Capture", "ChatClient", "ChatServer", "Feed", "Link", "UdpSocket", "_PORTABLE", "__version__",
+    "Capture", "ChatClient", "ChatServer", "Feed", "Link", "LinkConfig", "UdpSocket", "_PORTABLE",
+    "__version__",
     "_reset_log_cache",
 ]
 __version__: str
@@ -225,16 +226,14 @@ class ChatClient:
     def stats(self) -> dict[str, int]: ...
 
 @final
-class Link:
-    """The Rust half of ``udplab.Link``: binds ``listen`` on construction; ``serve()`` relays
-    until ``stop()``. ``up`` and ``down`` are dicts with every key: ``loss`` (a probability or
+class LinkConfig:
+    """A link's options, checked by the core when made (``ValueError`` naming the option and
+    what it allows). ``up`` and ``down`` are dicts with every key: ``loss`` (a probability or
     ``(p, r, 1-h, 1-k)``), ``duplicate``, ``reorder``, ``corrupt``, ``delay``, ``jitter``
     (seconds), ``rate`` (bytes/s or ``None``), ``limit``."""
 
     def __new__(
         cls,
-        target: _Address,
-        listen: _Address,
         up: dict[str, Any],
         down: dict[str, Any],
         *,
@@ -244,6 +243,23 @@ class Link:
         history: int,
         spin: float,
     ) -> Self: ...
+    @staticmethod
+    def check_loss(loss: float | tuple[float, float, float, float]) -> None:
+        """``ValueError`` if the loss model is not allowed (for ``udplab.GEModel``)."""
+
+@final
+class Link:
+    """The Rust half of ``udplab.Link``: binds ``listen`` on construction; ``serve()`` relays
+    until ``stop()``. ``ValueError`` if ``target`` is the bound address itself."""
+
+    def __new__(cls, target: _Address, listen: _Address, config: LinkConfig) -> Self: ...
+    @staticmethod
+    def check_target(target: _Address, listen: _Address) -> None:
+        """``ValueError`` if ``target`` has port 0 or is the link's own address (``listen``,
+        or any address of this machine on its port when ``listen`` is a wildcard); names
+        are looked up only when the ports match, and one that cannot be is left for
+        ``Link()`` to report."""
+
     @property
     def addr(self) -> _Address: ...
     @property
@@ -263,10 +279,18 @@ class Link:
     def stop(self) -> None:
         """Ask ``serve()`` to return at once. Idempotent."""
 
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> dict[str, Any]:
+        """``{"up": {...}, "down": {...}, "clients": n, "mapped": m, "forgotten": f}``; each
+        direction counts ``received``, ``refused``, ``socket_errors``, ``lost``,
+        ``duplicated``, ``reordered``, ``corrupted``, ``delayed``, ``queue_dropped``,
+        ``forwarded``, ``send_errors``, ``flushed``, ``queued``, ``forwarded_bytes``. Kept
+        after ``serve()`` returns."""
+
     @staticmethod
     def zero_stats() -> dict[str, Any]:
         """The counters of a link that has not started: all zero."""
 
-    def clients(self) -> dict[_Address, _Address]: ...
+    def clients(self) -> dict[_Address, _Address]:
+        """Mapped clients in mapping order; as they were at the stop once ``serve()`` returned."""
+
     def events(self) -> list[tuple[float, str, _Address, str, int]]: ...

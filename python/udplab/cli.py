@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable, NoReturn, TextIO
 
 from . import demo
-from ._i18n import N_, _, argparse_translated, columns, wrap
+from ._i18n import N_, _, argparse_translated, columns, ngettext, wrap
 from .chat import ChatC, ChatS
 from .link import Link
 from .web import View
@@ -118,31 +118,25 @@ def _positive_seconds(text: str) -> float:
                    _("must be a number of seconds more than 0, got {text}"))
 
 
-def _seconds(text: str) -> float:
-    return _number(text, False, _("not a number of seconds: {text!r}"),
-                   _("must be a number of seconds at least 0, got {text}"))
-
-
-def _probability(text: str) -> float:
-    value = _number(text, False, _("not a probability: {text!r}"),
-                    _("a probability is from 0 to 1, got {text}"))
-    if value > 1:
-        raise argparse.ArgumentTypeError(
-            _("a probability is from 0 to 1, got {text}").format(text=text))
-    return value
-
-
-def _bytes_per_second(text: str) -> float:
-    return _number(text, True, _("not a number of bytes per second: {text!r}"),
-                   _("must be a number of bytes per second more than 0, got {text}"))
-
-
-def _whole(text: str, least: int, most: int | None = None) -> int:
+def _real(text: str) -> float:
+    """A link option's number; whether it is allowed is for ``Link`` (its core) to say."""
     try:
-        value = int(text)
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("not a number: {text!r}").format(text=text)
+                                          ) from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(_("not a whole number: {text!r}").format(text=text)
                                           ) from None
+
+
+def _whole(text: str, least: int, most: int | None = None) -> int:
+    value = _integer(text)
     if most is None and value < least:
         raise argparse.ArgumentTypeError(
             _("must be at least {least}, got {value}").format(least=least, value=value))
@@ -154,10 +148,6 @@ def _whole(text: str, least: int, most: int | None = None) -> int:
 
 def _count(text: str) -> int:
     return _whole(text, 1)
-
-
-def _seed(text: str) -> int:
-    return _whole(text, 0, 2**64 - 1)
 
 
 def _word(text: str) -> bytes:
@@ -620,24 +610,26 @@ def add_link(sub: Any) -> None:
                    help=_("address to listen on (default 127.0.0.1)"))
     p.add_argument("--port", type=_port, default=0,
                    help=_("port to listen on (default 0: any free)"))
-    probability, seconds = _either(_probability), _either(_seconds)
-    p.add_argument("--loss", metavar="P[,P]", type=probability, default=0.0,
+    # Only turned into numbers here: Link checks them (its core: the one place for the link's
+    # options), and _refusal words what it says.
+    number = _either(_real)
+    p.add_argument("--loss", metavar="P[,P]", type=number, default=0.0,
                    help=_("probability a datagram is lost"))
-    p.add_argument("--duplicate", metavar="P[,P]", type=probability, default=0.0,
+    p.add_argument("--duplicate", metavar="P[,P]", type=number, default=0.0,
                    help=_("probability a datagram is sent twice"))
-    p.add_argument("--reorder", metavar="P[,P]", type=probability, default=0.0,
+    p.add_argument("--reorder", metavar="P[,P]", type=number, default=0.0,
                    help=_("probability a datagram overtakes the delayed ones (needs --delay)"))
-    p.add_argument("--corrupt", metavar="P[,P]", type=probability, default=0.0,
+    p.add_argument("--corrupt", metavar="P[,P]", type=number, default=0.0,
                    help=_("probability a datagram gets one bit flipped"))
-    p.add_argument("--delay", metavar="S[,S]", type=seconds, default=0.0,
+    p.add_argument("--delay", metavar="S[,S]", type=number, default=0.0,
                    help=_("seconds each datagram waits"))
-    p.add_argument("--jitter", metavar="S[,S]", type=seconds, default=0.0,
+    p.add_argument("--jitter", metavar="S[,S]", type=number, default=0.0,
                    help=_("seconds the delay varies by, either way"))
-    p.add_argument("--rate", metavar="BPS[,BPS]", type=_either(_bytes_per_second), default=None,
+    p.add_argument("--rate", metavar="BPS[,BPS]", type=number, default=None,
                    help=_("bytes of payload per second (default: no limit)"))
-    p.add_argument("--limit", metavar="N[,N]", type=_either(_count), default=1000,
+    p.add_argument("--limit", metavar="N[,N]", type=_either(_integer), default=1000,
                    help=_("datagrams waiting per direction; more are dropped (default 1000)"))
-    p.add_argument("--seed", type=_seed,
+    p.add_argument("--seed", type=_integer,
                    help=_("same seed, same fate for each datagram (default: a random one, "
                           "printed)"))
     _add_capture(p, _("write every datagram the link sends and receives to FILE, a pcap file "
@@ -734,6 +726,53 @@ class _AboveStatus(logging.Handler):
             self.handleError(record)
 
 
+def _refusal(e: ValueError) -> str:
+    """The core's refusal of a link option in the learner's language, from its ``details``
+    (in English it reads as the core's own message: tests/test_i18n.py holds them together)."""
+    d: dict[str, Any] = getattr(e, "details", None) or {}
+    texts = {
+        "out_of_range": _("{option} must be {allowed}, got {got}"),
+        "reorder_needs_delay": _(
+            "{option} needs a delay: a reordered datagram is sent at once, ahead of the ones "
+            "waiting out the delay; with delay 0 nothing waits, so nothing can be overtaken "
+            "(netem refuses it too)"),
+        "target_port_zero": _("{option} {target} has port 0: give the port the server listens "
+                              "on"),
+        "target_is_the_link": _(
+            "{option} {target} is the link's own address (it listens on {listen}): it would "
+            "relay every datagram to itself, round and round for ever; give the address of the "
+            "server the clients should reach"),
+    }
+    if d.get("problem") not in texts:
+        return str(e)
+    option = d["option"]
+    if d["direction"] is not None:
+        option = _("{option} ({direction})").format(
+            option=option, direction=_(_WAYS[d["direction"]]))
+    fields = dict(d, option=option)
+    if "allowed" in d:
+        fields["allowed"] = _allowed(d["allowed"], d["least"], d["most"])
+    return texts[d["problem"]].format(**fields)
+
+
+_WAYS = {"up": N_("up"), "down": N_("down")}
+
+
+def _allowed(kind: str, least: int | None, most: int | None) -> str:
+    """What a link option allows, as the core's ``Allowed`` says it."""
+    seconds = {1: _("1 second"), 86_400: _("86400 seconds (a day)")}.get(
+        most or 0, ngettext("{most} second", "{most} seconds", most or 0).format(most=most))
+    return {
+        "probability": _("a probability from 0 to 1"),
+        "seconds": _("from 0 to {seconds}"),
+        "positive_seconds": _("more than 0 and at most {seconds}"),
+        "rate": ngettext("at least {least} byte per second (no rate: no limit)",
+                         "at least {least} bytes per second (no rate: no limit)", least or 0),
+        "at_least": _("a whole number, at least {least}"),
+        "between": _("a whole number from {least} to {most}"),
+    }[kind].format(seconds=seconds, least=least, most=most)
+
+
 def run_link(args: argparse.Namespace) -> int:
     status = _StatusLine(sys.stdout)
     handler = _AboveStatus(status)
@@ -753,6 +792,9 @@ def run_link(args: argparse.Namespace) -> int:
                     corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, rate=args.rate,
                     limit=args.limit, seed=args.seed, listen=(args.host, args.port),
                     capture=args.capture)
+    except ValueError as e:  # an option out of range, or a target that is the link itself
+        return _fail(args.prog, _refusal(e))
+    try:
         view = _view(args, link)
         # On a terminal, four times a second: a resized terminal gets a line that fits at once.
         _serve_until_ctrl_c(_starting(link, view), announce, lambda: link.running,

@@ -1,30 +1,22 @@
 """``udplab.Link``: a relay that makes the network between clients and a UDP target as bad as
 asked (loss, duplication, reordering, corruption, delay, rate), the same way for the same seed.
 
-The Rust side (``crates/udplab/src/link/``) decides every datagram's fate and relays; this
-module checks the options and owns the thread, named ``link``.
+The Rust side (``crates/udplab/src/link/``) checks the options (``options.rs`` there: the one
+place that says which values are allowed), decides every datagram's fate and relays; this
+module turns the options into numbers and owns the thread, named ``link``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, Union
 
 from . import _core
-from ._background import (
-    DEFAULT_CAPTURE_LIMIT,
-    Address,
-    CaptureTarget,
-    _Background,
-    _count,
-    _serve,
-    _spin,
-)
+from ._background import DEFAULT_CAPTURE_LIMIT, Address, CaptureTarget, _Background, _serve
 from ._logging import refresh_logging
 
 __all__ = ["GEModel", "Link"]
@@ -52,10 +44,11 @@ class GEModel:
     one_minus_k: float = 0.0
 
     def __post_init__(self) -> None:
-        for field in ("p", "one_minus_h", "one_minus_k"):
+        for field in ("p", "r", "one_minus_h", "one_minus_k"):
+            if field == "r" and self.r is None:
+                continue  # 1 - p, as in netem
             _probability(f"GEModel {field}", getattr(self, field))
-        if self.r is not None:
-            _probability("GEModel r", self.r)
+        _core.LinkConfig.check_loss(self.parameters())
 
     def parameters(self) -> tuple[float, float, float, float]:
         """``(p, r, 1-h, 1-k)`` with the defaults filled in."""
@@ -68,6 +61,9 @@ Loss = Union[float, GEModel]
 Either = Union[T, tuple[T, T]]
 
 
+# Python only turns each option into the numbers the core takes (a TypeError names what it
+# expected); the core says whether the values are allowed (a ValueError names the range).
+
 def _number(name: str, value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
@@ -75,10 +71,7 @@ def _number(name: str, value: object, what: str) -> float:
 
 
 def _probability(name: str, value: object) -> float:
-    p = _number(name, value, "a probability (a number from 0 to 1)")
-    if not 0.0 <= p <= 1.0:  # NaN fails this too
-        raise ValueError(f"{name} must be a probability from 0 to 1, got {value!r}")
-    return p
+    return _number(name, value, "a probability (a number)")
 
 
 def _loss(name: str, value: object) -> float | tuple[float, float, float, float]:
@@ -87,32 +80,20 @@ def _loss(name: str, value: object) -> float | tuple[float, float, float, float]
     return _probability(name, value)
 
 
-#: The longest ``delay``, ``jitter`` and ``idle``, in seconds (the core's ``MAX_DELAY``).
-MAX_DELAY = 86_400.0
-#: The slowest ``rate``, bytes per second (the core's ``MIN_RATE``).
-MIN_RATE = 1.0
-
-
 def _seconds(name: str, value: object) -> float:
-    s = _number(name, value, "a number of seconds")
-    if not (math.isfinite(s) and 0 <= s <= MAX_DELAY):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0 and at most "
-                         f"{MAX_DELAY:g} (a day), got {value!r}")
-    return s
+    return _number(name, value, "a number of seconds")
 
 
 def _rate(name: str, value: object) -> float | None:
     if value is None:
         return None
-    r = _number(name, value, "a number of bytes per second, or None for no limit")
-    if not (math.isfinite(r) and r >= MIN_RATE):
-        raise ValueError(f"{name} must be a positive number of bytes per second (at least "
-                         f"{MIN_RATE:g}), got {value!r}")
-    return r
+    return _number(name, value, "a number of bytes per second, or None for no limit")
 
 
-def _limit(name: str, value: object) -> int:
-    return _count(name, value, 1)
+def _whole(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
 
 
 def _both(name: str, value: object, check: Callable[[str, object], T]) -> tuple[T, T]:
@@ -150,23 +131,33 @@ class Link(_Background[_core.Link]):
 
     ``seed``: the same seed makes the same decisions for the k-th datagram of a direction,
     whatever the timing; ``None`` picks one (``link.seed``, logged at start). ``listen``: the
-    address to listen on. ``max_clients``: client addresses mapped at once (more are refused);
-    ``idle``: seconds after which a silent client's mapping is forgotten; ``history``: events
-    kept for :meth:`events`; ``spin``: seconds to keep polling after each datagram before
-    sleeping, so that a reply or the next datagram is relayed without waiting for the thread
-    to wake up (on an idle machine, waking up is most of the latency a crossing adds), for at
-    most that much CPU per datagram; 0 turns it off; ``capture``, ``capture_limit``: as for
+    address to listen on; a ``target`` that is this very address (or, listening on ``0.0.0.0``
+    or ``::``, any address of this machine on that port) is refused with a ``ValueError``,
+    since the link would relay to itself for ever. ``max_clients``: client addresses mapped at
+    once (more are refused; fewer when the process's file descriptor limit, ``ulimit -n``,
+    leaves less room: the link keeps 64 descriptors free for the rest of the process);
+    ``idle``: seconds after which a silent client's mapping is forgotten (a client with
+    datagrams still queued is not silent); ``history``: events kept for :meth:`events`;
+    ``spin``: seconds to keep polling after each datagram before sleeping, so that a reply or
+    the next datagram is relayed without waiting for the thread to wake up (on an idle
+    machine, waking up is most of the latency a crossing adds), for at most that much CPU per
+    datagram; 0 turns it off; ``capture``, ``capture_limit``: as for
     ``ChatS``, recording both sides (what came in from a client, and what went on towards the
     target and back: a datagram the link lost appears once, on the way in); ``daemon``: as for
     ``ChatS`` (a running non-daemon link keeps a script serving after its last line until
     Ctrl-C).
 
-    What happens to each datagram, in this order: from a new client while ``max_clients`` are
-    mapped, it is refused; else it may be lost; a survivor may be duplicated; each copy may
-    then be corrupted (one bit flipped), and is either reordered (sent at once, ahead of the
-    queue) or delayed; it waits in its direction's queue (dropped if ``limit`` copies wait
-    already; with ``rate``, also behind the copies before it) and is sent when due. Copies still
-    waiting at ``stop()`` are discarded and counted as ``flushed``.
+    Values out of range raise ``ValueError`` naming the option and what it allows; the core
+    checks them (``crates/udplab/src/link/options.rs``), for Python and the ``udplab link``
+    command alike.
+
+    What happens to each datagram, in this order: from a new client while the table is full,
+    it is refused (or counted in ``socket_errors`` if no socket could be made for it); else it
+    may be lost; a survivor may be duplicated; each copy may then be corrupted (one bit
+    flipped), and is either reordered (sent at once, ahead of the queue) or delayed; it waits
+    in its direction's queue (dropped if ``limit`` copies wait already; with ``rate``, also
+    behind the copies before it) and is sent when due. Copies still waiting at ``stop()`` are
+    discarded and counted as ``flushed``.
 
     Where udplab differs from netem (``man tc-netem``): loss is decided once, before
     duplication (netem duplicates first and may lose the copy on its own); no correlation and
@@ -198,37 +189,26 @@ class Link(_Background[_core.Link]):
     ) -> None:
         self.target = _address("target", target)
         self._listen = _address("listen", listen)
-        reorders = _both("reorder", reorder, _probability)
-        delays = _both("delay", delay, _seconds)
-        for direction, r, d in zip(("up", "down"), reorders, delays):
-            if r > 0 and d == 0:
-                raise ValueError(
-                    f"reorder needs a delay ({direction}): a reordered datagram is sent at once, "
-                    "ahead of the ones waiting out the delay; with delay=0 nothing waits, so "
-                    "nothing can be overtaken (netem refuses it too)")
         options: dict[str, tuple[Any, Any]] = {
             "loss": _both("loss", loss, _loss),
             "duplicate": _both("duplicate", duplicate, _probability),
-            "reorder": reorders,
+            "reorder": _both("reorder", reorder, _probability),
             "corrupt": _both("corrupt", corrupt, _probability),
-            "delay": delays,
+            "delay": _both("delay", delay, _seconds),
             "jitter": _both("jitter", jitter, _seconds),
             "rate": _both("rate", rate, _rate),
-            "limit": _both("limit", limit, _limit),
+            "limit": _both("limit", limit, _whole),
         }
-        self._lanes = [{key: pair[i] for key, pair in options.items()} for i in (0, 1)]
+        up, down = ({key: pair[i] for key, pair in options.items()} for i in (0, 1))
         if seed is None:
             seed = random.SystemRandom().getrandbits(64)
-        self.seed: int = _count("seed", seed, 0, 2**64 - 1)
+        self._config = _core.LinkConfig(
+            up, down, seed=_whole("seed", seed), max_clients=_whole("max_clients", max_clients),
+            idle=_seconds("idle", idle), history=_whole("history", history),
+            spin=_seconds("spin", spin))
+        self.seed: int = seed
         """The seed in use (the one given, or the one picked when ``None`` was)."""
-        self._options: dict[str, Any] = dict(
-            max_clients=_count("max_clients", max_clients, 1),
-            idle=_seconds("idle", idle),
-            history=_count("history", history, 0),
-            spin=_spin(spin),
-        )
-        if self._options["idle"] == 0:
-            raise ValueError("idle must be positive")
+        _core.Link.check_target(self.target, self._listen)
         super().__init__(daemon, capture, capture_limit)
 
     def start(self) -> None:
@@ -238,8 +218,7 @@ class Link(_Background[_core.Link]):
             refresh_logging()
             stopped = self._stopped = threading.Event()
             self._launch(
-                lambda: _core.Link(self.target, self._listen, *self._lanes, seed=self.seed,
-                                   **self._options),
+                lambda: _core.Link(self.target, self._listen, self._config),
                 lambda core: [threading.Thread(target=_serve, args=(core, stopped, log, "link"),
                                                name="link")])
 
@@ -254,24 +233,29 @@ class Link(_Background[_core.Link]):
         return self._core.addr if self._core is not None else self._listen
 
     def clients(self) -> dict[Address, Address]:
-        """``{client address: the address the target sees it as}`` for every mapped client."""
-        return self._core.clients() if self.running and self._core is not None else {}
+        """``{client address: the address the target sees it as}`` for every mapped client, in
+        the order they were mapped. Kept after ``stop()`` as it was then (the sockets are
+        closed); ``{}`` before ``start()``."""
+        return self._core.clients() if self._core is not None else {}
 
     def stats(self) -> dict[str, Any]:
         """``{"up": {...}, "down": {...}, "clients": n, "mapped": m, "forgotten": f}``.
 
-        Each direction counts ``received``, ``refused``, ``lost``, ``duplicated``,
-        ``reordered``, ``corrupted``, ``delayed``, ``queue_dropped``, ``forwarded``,
-        ``send_errors``, ``flushed``, ``queued`` and ``forwarded_bytes``, and always
-        ``received + duplicated == refused + lost + forwarded + queue_dropped + send_errors +
-        flushed + queued`` (``queued`` is 0 after ``stop()``). All zero before ``start()``;
-        kept after ``stop()``. With ``capture``, also ``capture`` as for ``ChatS``."""
+        Each direction counts ``received``, ``refused`` (a new client while the table is full),
+        ``socket_errors`` (a new client whose upstream socket the system refused), ``lost``,
+        ``duplicated``, ``reordered``, ``corrupted``, ``delayed``, ``queue_dropped``,
+        ``forwarded``, ``send_errors``, ``flushed``, ``queued`` and ``forwarded_bytes``, and
+        always ``received + duplicated == refused + socket_errors + lost + forwarded +
+        queue_dropped + send_errors + flushed + queued`` (``queued`` is 0 after ``stop()``).
+        ``clients``: mapped now; ``mapped``, ``forgotten``: mappings made and forgotten. All
+        zero before ``start()``; kept after ``stop()`` as they were then (``clients``
+        included). With ``capture``, also ``capture`` as for ``ChatS``."""
         core = self._core
         return self._with_capture(core.stats() if core is not None else _core.Link.zero_stats())
 
     def events(self) -> list[tuple[float, str, Address, str, int]]:
         """The recent ``(time, direction, client, fate, size)`` history, oldest first.
-        ``direction`` is ``up`` or ``down``; ``fate`` is ``lost``, ``refused``,
+        ``direction`` is ``up`` or ``down``; ``fate`` is ``lost``, ``refused``, ``socket_error``,
         ``queue_dropped``, ``send_error``, ``flushed``, or ``forwarded`` followed by
         ``+duplicate``, ``+reordered``, ``+corrupted`` as they apply. Kept after ``stop()``."""
         return self._core.events() if self._core is not None else []

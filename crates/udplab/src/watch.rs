@@ -55,8 +55,8 @@ pub struct Sighting {
     /// `broadcast` (the chat server), `up`, `down` (the link), `sent`, `received` (a client).
     pub what: &'static str,
     /// How it ended, in the names of the link's counters: `forwarded`, `lost`,
-    /// `queue_dropped`, `refused`, `send_errors`, `flushed`; `delivered` where no link decides;
-    /// `dropped:REASON` when the chat server did not act on it.
+    /// `queue_dropped`, `refused`, `socket_errors`, `send_errors`, `flushed`; `delivered` where
+    /// no link decides; `dropped:REASON` when the chat server did not act on it.
     pub end: &'static str,
     /// What the link did to it on the way.
     pub marks: Marks,

@@ -13,10 +13,11 @@ An event is a dict that ``json.dumps`` writes as it is::
 - ``kind``: ``heartbeat``, ``message``, ``quit`` (client to server), ``broadcast`` (server to
   client), ``join``, ``expire`` (the server's client table), ``datagram`` (anything else).
 - ``fate``: in the names of the link's counters (``Link.stats()``), joined by ``+``: first how
-  it ended (``forwarded``, ``lost``, ``queue_dropped``, ``refused``, ``send_errors``,
-  ``flushed``; ``delivered`` where no link decides; ``dropped:REASON`` when the server did not
-  act on it), then what the link did on the way (``duplicated``: the second copy of a
-  duplicated datagram, ``reordered``, ``corrupted``, ``delayed``). :func:`fates` splits it.
+  it ended (``forwarded``, ``lost``, ``queue_dropped``, ``refused``, ``socket_errors``,
+  ``send_errors``, ``flushed``; ``delivered`` where no link decides; ``dropped:REASON`` when
+  the server did not act on it), then what the link did on the way (``duplicated``: the
+  second copy of a duplicated datagram, ``reordered``, ``corrupted``, ``delayed``).
+  :func:`fates` splits it.
 - ``size``: the datagram's whole length in bytes; ``preview``: at most :data:`PREVIEW_CHARS`
   characters of it, control characters escaped, ``…`` when cut.
 - ``via``: the link it crossed (absent otherwise); ``delay``: seconds it waited in the link.

@@ -4,7 +4,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,24 +13,25 @@ use rand_pcg::Pcg64;
 
 use crate::watch::{Feed, Marks, Sighting, Watchers};
 
-/// Which way a datagram travels.
+/// Which way a datagram travels through the link: its direction (named apart from
+/// [`crate::endpoint::Direction`], whether a datagram went into or out of one socket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub enum Way {
     /// From a client to the target.
     Up,
     /// From the target back to a client.
     Down,
 }
 
-impl Direction {
+impl Way {
     /// Both directions, in the order of [`Impairer::stats`].
-    pub const BOTH: [Direction; 2] = [Direction::Up, Direction::Down];
+    pub const BOTH: [Way; 2] = [Way::Up, Way::Down];
 
     /// `"up"` or `"down"`, as in `stats()` and `events()`.
     pub fn name(self) -> &'static str {
         match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
+            Way::Up => "up",
+            Way::Down => "down",
         }
     }
 
@@ -76,23 +76,6 @@ impl Loss {
             one_minus_k: one_minus_k.unwrap_or(0.0),
         }
     }
-
-    fn probabilities(&self) -> Vec<(&'static str, f64)> {
-        match *self {
-            Loss::Random(p) => vec![("loss", p)],
-            Loss::GilbertElliott {
-                p,
-                r,
-                one_minus_h,
-                one_minus_k,
-            } => vec![
-                ("loss p", p),
-                ("loss r", r),
-                ("loss 1-h", one_minus_h),
-                ("loss 1-k", one_minus_k),
-            ],
-        }
-    }
 }
 
 /// What the link does to one direction.
@@ -118,12 +101,6 @@ pub struct Impairment {
 
 /// netem's default queue length.
 pub const DEFAULT_LIMIT: usize = 1000;
-/// The longest `delay`, `jitter` (and a link's `idle`): a day. Longer is a mistake, and it keeps
-/// every release time far inside what `Instant` can hold.
-pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
-/// The slowest `rate`, bytes per second: one datagram's time on the wire then stays within a
-/// day as well (65,535 s at most).
-pub const MIN_RATE: f64 = 1.0;
 
 impl Default for Impairment {
     /// A perfect link: nothing lost, delayed or limited.
@@ -138,65 +115,6 @@ impl Default for Impairment {
             rate: None,
             limit: DEFAULT_LIMIT,
         }
-    }
-}
-
-/// An impairment that cannot work, with what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImpairmentError(pub String);
-
-impl fmt::Display for ImpairmentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ImpairmentError {}
-
-impl Impairment {
-    /// Checks every value; the error names the option.
-    pub fn validate(&self) -> Result<(), ImpairmentError> {
-        let mut probabilities = self.loss.probabilities();
-        probabilities.extend([
-            ("duplicate", self.duplicate),
-            ("reorder", self.reorder),
-            ("corrupt", self.corrupt),
-        ]);
-        for (name, p) in probabilities {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ImpairmentError(format!(
-                    "{name} must be a probability between 0 and 1, got {p}"
-                )));
-            }
-        }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate >= MIN_RATE) {
-                return Err(ImpairmentError(format!(
-                    "rate must be a positive number of bytes per second (at least {MIN_RATE}), \
-                     got {rate}"
-                )));
-            }
-        }
-        for (name, d) in [("delay", self.delay), ("jitter", self.jitter)] {
-            if d > MAX_DELAY {
-                return Err(ImpairmentError(format!(
-                    "{name} must be at most {} seconds (a day), got {}",
-                    MAX_DELAY.as_secs(),
-                    d.as_secs_f64()
-                )));
-            }
-        }
-        if self.limit == 0 {
-            return Err(ImpairmentError("limit must be at least 1".into()));
-        }
-        if self.reorder > 0.0 && self.delay.is_zero() {
-            return Err(ImpairmentError(
-                "reorder needs a delay: a reordered datagram overtakes the ones waiting in the \
-                 delay queue, and with delay 0 nothing waits (as in netem)"
-                    .into(),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -261,11 +179,11 @@ fn below(x: u64, n: u64) -> u64 {
 
 impl Dice {
     /// The dice of one direction.
-    pub fn new(seed: u64, direction: Direction) -> Dice {
+    pub fn new(seed: u64, direction: Way) -> Dice {
         Dice {
             rng: Pcg64::seed_from_u64(match direction {
-                Direction::Up => seed,
-                Direction::Down => seed ^ DOWN_SEED_MIX,
+                Way::Up => seed,
+                Way::Down => seed ^ DOWN_SEED_MIX,
             }),
             bad: false,
             rolled: 0,
@@ -346,12 +264,12 @@ fn jittered(imp: &Impairment, x: u64) -> Duration {
 
 /// Counters of one direction since the link was made.
 ///
-/// Every datagram received is refused, lost, or becomes one copy (two when duplicated), and
-/// every copy ends forwarded, queue-dropped, failed to send, flushed at stop, or is still
-/// queued:
+/// Every datagram received is refused, finds no upstream socket, is lost, or becomes one copy
+/// (two when duplicated), and every copy ends forwarded, queue-dropped, failed to send,
+/// flushed at stop, or is still queued:
 ///
-/// `received + duplicated == refused + lost + forwarded + queue_dropped + send_errors +
-/// flushed + queued`
+/// `received + duplicated == refused + socket_errors + lost + forwarded + queue_dropped +
+/// send_errors + flushed + queued`
 ///
 /// `corrupted`, `reordered` and `delayed` count copies by what was done to them, whatever
 /// became of them afterwards.
@@ -359,8 +277,12 @@ fn jittered(imp: &Impairment, x: u64) -> Duration {
 pub struct LaneStats {
     /// Datagrams that arrived at the link in this direction.
     pub received: u64,
-    /// Datagrams from a new client while `max_clients` were mapped (up only).
+    /// Datagrams from a new client while the table was full (up only): `max_clients` were
+    /// mapped, or another mapping would leave the process too few file descriptors.
     pub refused: u64,
+    /// Datagrams from a new client whose upstream socket could not be made (up only): the
+    /// system refused a socket (no descriptor left, no route to the target...).
+    pub socket_errors: u64,
     /// Datagrams lost by the loss model.
     pub lost: u64,
     /// Datagrams sent twice.
@@ -390,6 +312,7 @@ impl LaneStats {
     pub fn balanced(&self) -> bool {
         self.received + self.duplicated
             == self.refused
+                + self.socket_errors
                 + self.lost
                 + self.forwarded
                 + self.queue_dropped
@@ -399,10 +322,11 @@ impl LaneStats {
     }
 
     /// Every counter with its name, in a fixed order (for `stats()`).
-    pub fn fields(&self) -> [(&'static str, u64); 13] {
+    pub fn fields(&self) -> [(&'static str, u64); 14] {
         [
             ("received", self.received),
             ("refused", self.refused),
+            ("socket_errors", self.socket_errors),
             ("lost", self.lost),
             ("duplicated", self.duplicated),
             ("reordered", self.reordered),
@@ -497,7 +421,7 @@ pub enum Admitted {
 
 impl Lane {
     /// A lane with its own dice.
-    pub fn new(imp: Impairment, seed: u64, direction: Direction) -> Lane {
+    pub fn new(imp: Impairment, seed: u64, direction: Way) -> Lane {
         Lane {
             dice: Dice::new(seed, direction),
             queue: BinaryHeap::new(),
@@ -514,10 +438,14 @@ impl Lane {
         self.stats
     }
 
-    /// Counts a datagram that never reached the dice (a refused client).
-    pub fn refuse(&mut self) {
+    /// Counts a datagram that never reached the dice: its client was refused, or no socket
+    /// could be made for it.
+    pub fn refuse(&mut self, outcome: Outcome) {
         self.stats.received += 1;
-        self.stats.refused += 1;
+        match outcome {
+            Outcome::SocketError => self.stats.socket_errors += 1,
+            _ => self.stats.refused += 1,
+        }
     }
 
     /// Decides `data`'s fate at `now` and queues its copies; `client` is kept with them.
@@ -629,19 +557,6 @@ impl Lane {
         self.stats.queued = 0;
         flushed
     }
-
-    /// Discards the waiting copies for `client` (its mapping was forgotten), counting them
-    /// as flushed; returns them.
-    pub fn forget(&mut self, client: SocketAddr) -> Vec<Queued> {
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.queue)
-            .into_vec()
-            .into_iter()
-            .partition(|Reverse(s)| s.copy.client == client);
-        self.queue = kept.into();
-        self.stats.flushed += gone.len() as u64;
-        self.stats.queued -= gone.len() as u64;
-        gone.into_iter().map(|Reverse(s)| s.copy).collect()
-    }
 }
 
 /// What became of a datagram or copy, as kept in the history.
@@ -649,13 +564,15 @@ impl Lane {
 pub enum Outcome {
     /// From a new client while the client table was full.
     Refused,
+    /// From a new client for whom no upstream socket could be made.
+    SocketError,
     /// Lost by the loss model.
     Lost,
     /// Dropped because the queue held `limit` copies.
     QueueDropped,
     /// Its send failed.
     SendError,
-    /// Still queued when the link stopped or its client was forgotten.
+    /// Still queued when the link stopped.
     Flushed,
     /// Sent, with what was done to it.
     Forwarded {
@@ -669,11 +586,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A short name: `lost`, `refused`, `queue_dropped`, `send_error`, `flushed`, or
+    /// A short name: `lost`, `refused`, `socket_error`, `queue_dropped`, `send_error`,
+    /// `flushed`, or
     /// `forwarded` followed by `+duplicate`, `+reordered`, `+corrupted` as they apply.
     pub fn name(self) -> String {
         match self {
             Outcome::Refused => "refused".into(),
+            Outcome::SocketError => "socket_error".into(),
             Outcome::Lost => "lost".into(),
             Outcome::QueueDropped => "queue_dropped".into(),
             Outcome::SendError => "send_error".into(),
@@ -703,6 +622,7 @@ impl Outcome {
     pub fn fate(self) -> (&'static str, Marks) {
         match self {
             Outcome::Refused => ("refused", Marks::default()),
+            Outcome::SocketError => ("socket_errors", Marks::default()),
             Outcome::Lost => ("lost", Marks::default()),
             Outcome::QueueDropped => ("queue_dropped", Marks::default()),
             Outcome::SendError => ("send_errors", Marks::default()),
@@ -738,7 +658,7 @@ pub struct LinkEvent {
     /// When (monotonic).
     pub at: Instant,
     /// Which way.
-    pub direction: Direction,
+    pub direction: Way,
     /// The client it came from or went to.
     pub client: SocketAddr,
     /// What became of it.
@@ -766,8 +686,8 @@ impl Impairer {
     pub fn new(up: Impairment, down: Impairment, seed: u64, history: usize) -> Impairer {
         Impairer {
             lanes: [
-                Lane::new(up, seed, Direction::Up),
-                Lane::new(down, seed, Direction::Down),
+                Lane::new(up, seed, Way::Up),
+                Lane::new(down, seed, Way::Down),
             ],
             history: VecDeque::with_capacity(history.min(DEFAULT_EVENTS)),
             capacity: history,
@@ -787,7 +707,7 @@ impl Impairer {
         self.watchers.remove(feed)
     }
 
-    fn lane(&mut self, direction: Direction) -> &mut Lane {
+    fn lane(&mut self, direction: Way) -> &mut Lane {
         &mut self.lanes[direction.index()]
     }
 
@@ -797,7 +717,7 @@ impl Impairer {
     fn record(
         &mut self,
         at: Instant,
-        direction: Direction,
+        direction: Way,
         client: SocketAddr,
         outcome: Outcome,
         data: &[u8],
@@ -807,8 +727,8 @@ impl Impairer {
         let target = self.target;
         self.watchers.tell(|| {
             let (from, to) = match direction {
-                Direction::Up => (client, target),
-                Direction::Down => (target, client),
+                Way::Up => (client, target),
+                Way::Down => (target, client),
             };
             let (end, mut marks) = outcome.fate();
             marks.delayed = delayed;
@@ -833,31 +753,30 @@ impl Impairer {
         });
     }
 
-    /// A datagram from `client` (up) or for it (down) arrives at `now`.
-    pub fn admit(&mut self, direction: Direction, data: &[u8], client: SocketAddr, now: Instant) {
+    /// A datagram from `client` (up) or for it (down) arrives at `now`; how many copies of
+    /// it now wait in the queue (0, 1 or 2).
+    pub fn admit(&mut self, direction: Way, data: &[u8], client: SocketAddr, now: Instant) -> u8 {
         match self.lane(direction).admit(data, client, now) {
-            Admitted::Lost => self.record(now, direction, client, Outcome::Lost, data, now, false),
-            Admitted::Queued { dropped, .. } => {
+            Admitted::Lost => {
+                self.record(now, direction, client, Outcome::Lost, data, now, false);
+                0
+            }
+            Admitted::Queued { queued, dropped } => {
                 for delayed in dropped.into_iter().flatten() {
                     let outcome = Outcome::QueueDropped;
                     self.record(now, direction, client, outcome, data, now, delayed);
                 }
+                queued
             }
         }
     }
 
-    /// A datagram from a new client while the table is full.
-    pub fn refuse(&mut self, data: &[u8], client: SocketAddr, now: Instant) {
-        self.lane(Direction::Up).refuse();
-        self.record(
-            now,
-            Direction::Up,
-            client,
-            Outcome::Refused,
-            data,
-            now,
-            false,
-        );
+    /// A datagram from a new client that gets no mapping: `Refused` (the table is full) or
+    /// `SocketError` (no socket could be made for it).
+    pub fn refuse(&mut self, outcome: Outcome, data: &[u8], client: SocketAddr, now: Instant) {
+        debug_assert!(matches!(outcome, Outcome::Refused | Outcome::SocketError));
+        self.lane(Way::Up).refuse(outcome);
+        self.record(now, Way::Up, client, outcome, data, now, false);
     }
 
     /// The earliest time a copy of either direction is due.
@@ -866,12 +785,12 @@ impl Impairer {
     }
 
     /// Takes the next copy of `direction` due at `now`.
-    pub fn pop_due(&mut self, direction: Direction, now: Instant) -> Option<Queued> {
+    pub fn pop_due(&mut self, direction: Way, now: Instant) -> Option<Queued> {
         self.lane(direction).pop_due(now)
     }
 
     /// Accounts a copy taken with [`Impairer::pop_due`] as sent (`ok`) or failed, at `now`.
-    pub fn sent(&mut self, direction: Direction, copy: Queued, ok: bool, now: Instant) {
+    pub fn sent(&mut self, direction: Way, copy: Queued, ok: bool, now: Instant) {
         let outcome = if ok {
             Outcome::forwarded(&copy)
         } else {
@@ -884,25 +803,16 @@ impl Impairer {
         self.lane(direction).sent(copy, ok);
     }
 
-    /// Discards the copies waiting for `client`, in both directions.
-    pub fn forget(&mut self, client: SocketAddr, now: Instant) {
-        for direction in Direction::BOTH {
-            for copy in self.lane(direction).forget(client) {
-                self.flushed(now, direction, &copy);
-            }
-        }
-    }
-
     /// Discards every waiting copy (the link stops).
     pub fn flush(&mut self, now: Instant) {
-        for direction in Direction::BOTH {
+        for direction in Way::BOTH {
             for copy in self.lane(direction).flush() {
                 self.flushed(now, direction, &copy);
             }
         }
     }
 
-    fn flushed(&mut self, now: Instant, direction: Direction, copy: &Queued) {
+    fn flushed(&mut self, now: Instant, direction: Way, copy: &Queued) {
         let (client, arrived, delayed) = (copy.client, copy.arrived, copy.delayed);
         self.record(
             now,

@@ -1,10 +1,10 @@
 //! The link's socket loop, a [`Handler`] of the shared receive loop ([`crate::endpoint`]): the
-//! endpoint facing the clients at index 0 and, like a NAT, one endpoint per client address
-//! after it, connected to the target, so replies find their way back. Every datagram goes
-//! through [`Impairer`], which decides its fate and when it leaves; the handler hands it what
-//! arrives, names the next copy's due time as the loop's deadline, and sends what is due.
+//! endpoint facing the clients and, like a NAT, one endpoint per client address, connected to
+//! the target, so replies find their way back; the [`Nat`] table holds them all. Every
+//! datagram goes through [`Impairer`], which decides its fate and when it leaves; the handler
+//! hands it what arrives, names the next copy's due time as the loop's deadline, and sends
+//! what is due.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,12 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
-use super::fate::{
-    Direction, Impairer, Impairment, ImpairmentError, LaneStats, Outcome, MAX_DELAY,
-};
+use super::fate::{Impairer, Impairment, LaneStats, Outcome, Way};
+use super::nat::{Nat, NatView};
+use super::options::{check_target, OptionError};
 use super::DEFAULT_EVENTS;
 use crate::endpoint::{Endpoint, Handler, Loop, Options, Tap, Waker};
 use crate::endpoint::{DEFAULT_RCVBUF, DEFAULT_SPIN};
+use crate::platform;
 use crate::throttle::RateLimit;
 use crate::timing::wall_time;
 use crate::watch::Feed;
@@ -29,6 +30,12 @@ const LOG: &str = "udplab::link";
 pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// A mapping with no traffic either way for this long is forgotten, by default.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(60);
+/// File descriptors a link leaves free for the rest of its process (Unix): a new client is
+/// refused, as by a full table, when its upstream socket would leave fewer under the soft
+/// `RLIMIT_NOFILE` (`ulimit -n`; 1,024 by default on Linux, where the default `max_clients`
+/// would otherwise take every one). The limit is not raised: a descriptor numbered past 1,023
+/// breaks any code of the process that still uses `select(2)`.
+pub const DESCRIPTOR_HEADROOM: u64 = 64;
 
 /// How a link behaves. [`LinkConfig::new`] gives a perfect link.
 #[derive(Debug, Clone)]
@@ -39,9 +46,10 @@ pub struct LinkConfig {
     pub down: Impairment,
     /// The seed of both directions' dice.
     pub seed: u64,
-    /// New client addresses past this many mappings are refused.
+    /// New client addresses past this many mappings are refused (fewer where the process's
+    /// file descriptor limit leaves less room: see [`DESCRIPTOR_HEADROOM`]).
     pub max_clients: usize,
-    /// Mappings silent both ways for this long are forgotten.
+    /// Mappings silent both ways for this long, with nothing queued, are forgotten.
     pub idle: Duration,
     /// Events kept for [`Relay::events`].
     pub history: usize,
@@ -72,27 +80,6 @@ impl LinkConfig {
         self.down = imp;
         self
     }
-
-    /// Checks every value; the error names the option (and the direction).
-    pub fn validate(&self) -> Result<(), ImpairmentError> {
-        for (imp, dir) in [(&self.up, Direction::Up), (&self.down, Direction::Down)] {
-            imp.validate()
-                .map_err(|e| ImpairmentError(format!("{} ({})", e.0, dir.name())))?;
-        }
-        if self.max_clients == 0 {
-            return Err(ImpairmentError("max_clients must be at least 1".into()));
-        }
-        if self.spin > Duration::from_secs(1) {
-            return Err(ImpairmentError("spin must be at most 1 second".into()));
-        }
-        if self.idle.is_zero() || self.idle > MAX_DELAY {
-            return Err(ImpairmentError(format!(
-                "idle must be positive and at most {} seconds (a day)",
-                MAX_DELAY.as_secs()
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// Counters of the whole link.
@@ -102,7 +89,7 @@ pub struct LinkStats {
     pub up: LaneStats,
     /// Target to client.
     pub down: LaneStats,
-    /// Clients mapped now.
+    /// Clients mapped now (when it stopped, for a stopped link).
     pub clients: usize,
     /// Mappings made since the start.
     pub mapped: u64,
@@ -114,10 +101,9 @@ pub struct LinkStats {
 #[derive(Debug)]
 struct Shared {
     core: Impairer,
-    /// `(client, the address the target sees)`, in mapping order.
-    clients: Vec<(SocketAddr, SocketAddr)>,
-    mapped: u64,
-    forgotten: u64,
+    /// The NAT table as callers see it: set by the loop whenever the table changes, and kept
+    /// after it stops.
+    nat: NatView,
     limit: RateLimit,
 }
 
@@ -158,17 +144,24 @@ impl std::fmt::Debug for TapSlot {
 
 impl Relay {
     /// Validates `config` and binds `listen` (port 0 picks a free port); clients' datagrams
-    /// go to `target`.
+    /// go to `target`. An invalid option, or a `target` that is the bound address itself
+    /// (see [`check_target`]), fails with `InvalidInput` and an [`OptionError`] inside.
     pub fn bind(listen: SocketAddr, target: SocketAddr, config: LinkConfig) -> io::Result<Relay> {
-        config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: OptionError| io::Error::new(io::ErrorKind::InvalidInput, e);
+        config.validate().map_err(invalid)?;
         let options = Options {
             rcvbuf: Some(DEFAULT_RCVBUF),
             ..Options::default()
         };
         let endpoint = Endpoint::bind(listen, &options)?;
         let addr = endpoint.local_addr();
+        let v6_only = socket2::SockRef::from(endpoint.socket()).only_v6();
+        check_target(
+            addr,
+            target,
+            Some(addr.is_ipv6() && !v6_only.unwrap_or(true)),
+        )
+        .map_err(invalid)?;
         let event_loop = Loop::new()?;
         // Logged before any datagram, on the caller's thread: any run can be replayed.
         info!(target: LOG, "link {addr} -> {target} seed {}", config.seed);
@@ -183,9 +176,7 @@ impl Relay {
             parts: Mutex::new(Some((endpoint, event_loop))),
             shared: Mutex::new(Shared {
                 core: Impairer::new(config.up, config.down, config.seed, config.history),
-                clients: Vec::new(),
-                mapped: 0,
-                forgotten: 0,
+                nat: NatView::default(),
                 limit: RateLimit::default(),
             }),
             tap: Mutex::new(None),
@@ -223,16 +214,16 @@ impl Relay {
     }
 
     /// Relays until [`stop`](Self::stop), then discards what still waits (counted as
-    /// `flushed`) and closes every socket (the port is free when this returns).
+    /// `flushed`) and closes every socket (the port is free when this returns). The counters
+    /// and [`clients`](Self::clients) stay as they were at the stop.
     pub fn serve(&self) -> io::Result<()> {
         let (endpoint, mut event_loop) = lock(&self.parts)
             .take()
             .ok_or_else(|| io::Error::other("link already served or stopped"))?;
         let mut relaying = Relaying {
             relay: self,
-            endpoints: vec![endpoint],
-            clients: Vec::new(),
-            index: HashMap::new(),
+            nat: Nat::new(endpoint, self.max_clients, self.idle),
+            published: 0,
             next_sweep: Instant::now() + self.sweep_every(),
             busy_until: None,
         };
@@ -240,7 +231,6 @@ impl Relay {
         drop(relaying); // closes every socket
         let mut shared = lock(&self.shared);
         shared.core.flush(Instant::now());
-        shared.clients.clear();
         if let Err(e) = &result {
             warn!(target: LOG, "link {} stopped by an error: {e}", self.addr);
         }
@@ -273,15 +263,16 @@ impl Relay {
         LinkStats {
             up,
             down,
-            clients: shared.clients.len(),
-            mapped: shared.mapped,
-            forgotten: shared.forgotten,
+            clients: shared.nat.clients.len(),
+            mapped: shared.nat.mapped,
+            forgotten: shared.nat.forgotten,
         }
     }
 
-    /// `(client, the address the target sees it as)` for every mapped client.
+    /// `(client, the address the target sees it as)` for every mapped client, in mapping
+    /// order (when it stopped, for a stopped link).
     pub fn clients(&self) -> Vec<(SocketAddr, SocketAddr)> {
-        lock(&self.shared).clients.clone()
+        lock(&self.shared).nat.clients.clone()
     }
 
     /// Tells `feed` of every datagram's fate from now on (running or not).
@@ -295,7 +286,7 @@ impl Relay {
     }
 
     /// The history with wall-clock times, oldest first.
-    pub fn events(&self) -> Vec<(SystemTime, Direction, SocketAddr, Outcome, usize)> {
+    pub fn events(&self) -> Vec<(SystemTime, Way, SocketAddr, Outcome, usize)> {
         lock(&self.shared)
             .core
             .events()
@@ -312,71 +303,80 @@ impl Relay {
     }
 }
 
-/// The loop's handler while a link serves: the endpoints and the NAT table.
+/// The loop's handler while a link serves: the NAT table, with every endpoint.
 struct Relaying<'a> {
     relay: &'a Relay,
-    /// `[clients' endpoint, then one per client towards the target]`.
-    endpoints: Vec<Endpoint>,
-    /// `(client, last traffic either way)` for `endpoints[i + 1]`.
-    clients: Vec<(SocketAddr, Instant)>,
-    /// Client address to its index in `clients`.
-    index: HashMap<SocketAddr, usize>,
+    nat: Nat<Endpoint>,
+    /// The table's generation callers see.
+    published: u64,
     next_sweep: Instant,
     /// Poll without sleeping until then (see [`LinkConfig::spin`]).
     busy_until: Option<Instant>,
 }
 
 impl Relaying<'_> {
-    /// The index in `clients` of `from`'s mapping, made if new and there is room.
-    fn mapping(&mut self, shared: &mut Shared, from: SocketAddr, now: Instant) -> Option<usize> {
-        if let Some(&i) = self.index.get(&from) {
-            return Some(i);
+    /// The socket index of `from`'s mapping, made if new and there is room; else why not
+    /// (`Refused` or `SocketError`).
+    fn mapping(
+        &mut self,
+        shared: &mut Shared,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Result<usize, Outcome> {
+        if let Some(index) = self.nat.find(from) {
+            return Ok(index);
         }
         // Idle mappings are swept every `sweep_every`, not here: a flood of new addresses must
         // not cost a scan of every mapping per datagram.
-        if self.clients.len() >= self.relay.max_clients {
+        if self.nat.is_full() {
             if let Some(held) = shared.limit.allow(("refused", 0), now) {
                 warn!(target: LOG, "link refused {from}: {} clients mapped already{}",
                     self.relay.max_clients, crate::throttle::held_note(held));
             }
-            return None;
+            return Err(Outcome::Refused);
         }
         let mut endpoint = match Endpoint::connect(self.relay.target) {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 log_error(shared, "opening an upstream socket", &e, now);
-                return None;
+                return Err(Outcome::SocketError);
             }
         };
+        if let Some((left, limit)) = platform::descriptors_left(endpoint.socket()) {
+            if left < DESCRIPTOR_HEADROOM {
+                if let Some(held) = shared.limit.allow(("descriptors", 0), now) {
+                    warn!(target: LOG, "link refused {from}: {} clients mapped, and one more \
+                        would leave {left} of the process's {limit} file descriptors (the link \
+                        keeps {DESCRIPTOR_HEADROOM} free); raise the limit to map more \
+                        (ulimit -n, or resource.setrlimit in Python){}",
+                        self.nat.len(), crate::throttle::held_note(held));
+                }
+                return Err(Outcome::Refused);
+            }
+        }
         // Replies from a fast target must not overflow the default receive buffer.
         let _ = socket2::SockRef::from(endpoint.socket()).set_recv_buffer_size(DEFAULT_RCVBUF);
         endpoint.set_tap(lock(&self.relay.tap).clone().map(|slot| slot.0));
         let upstream = endpoint.local_addr();
-        self.endpoints.push(endpoint);
-        self.clients.push((from, now));
-        self.index.insert(from, self.clients.len() - 1);
-        shared.clients.push((from, upstream));
-        shared.mapped += 1;
+        let index = self.nat.insert(from, endpoint, upstream, now);
         if let Some(held) = shared.limit.allow(("mapped", 0), now) {
             info!(target: LOG, "link {from} mapped to {upstream}{}", crate::throttle::held_note(held));
         }
-        Some(self.clients.len() - 1)
+        Ok(index)
     }
 
     /// Sends every copy whose time has come, both ways.
     fn send_due(&mut self, shared: &mut Shared, now: Instant) {
-        for direction in Direction::BOTH {
+        for direction in Way::BOTH {
             while let Some(copy) = shared.core.pop_due(direction, now) {
                 let sent = match direction {
-                    Direction::Up => match self.index.get(&copy.client) {
-                        Some(&i) => {
-                            self.clients[i].1 = now;
-                            self.endpoints[i + 1].send(&copy.data)
-                        }
+                    Way::Up => match self.nat.upstream(copy.client, now) {
+                        Some(endpoint) => endpoint.send(&copy.data),
                         None => Err(io::Error::from(io::ErrorKind::NotConnected)),
                     },
-                    Direction::Down => self.endpoints[0].send_to(&copy.data, copy.client),
+                    Way::Down => self.nat.sockets()[0].send_to(&copy.data, copy.client),
                 };
+                self.nat.dequeued(copy.client, now);
                 if let Err(e) = &sent {
                     log_error(shared, "sending", e, now);
                 }
@@ -385,41 +385,30 @@ impl Relaying<'_> {
         }
     }
 
-    /// Forgets the mappings silent both ways for `idle`, with the copies still waiting for
-    /// them. Runs between the loop's waits, so no endpoint index is in use.
+    /// Forgets the idle mappings (closing their sockets). Runs between the loop's waits, so
+    /// no endpoint index is in use.
     fn forget_idle(&mut self, shared: &mut Shared, now: Instant) {
-        let before = self.clients.len();
-        let mut i = 0;
-        while i < self.clients.len() {
-            let (client, last) = self.clients[i];
-            if now.saturating_duration_since(last) < self.relay.idle {
-                i += 1;
-                continue;
-            }
-            shared.core.forget(client, now);
-            self.index.remove(&client);
-            self.clients.swap_remove(i);
-            self.endpoints.swap_remove(i + 1); // closes its socket
-            if let Some(&(moved, _)) = self.clients.get(i) {
-                self.index.insert(moved, i);
-            }
-        }
-        let gone = before - self.clients.len();
+        let gone = self.nat.sweep(now).len();
         if gone > 0 {
-            shared.forgotten += gone as u64;
-            let index = &self.index;
-            shared.clients.retain(|(c, _)| index.contains_key(c));
             if let Some(held) = shared.limit.allow(("forgot", 0), now) {
                 info!(target: LOG, "link forgot {gone} idle client(s); {} mapped{}",
-                    self.clients.len(), crate::throttle::held_note(held));
+                    self.nat.len(), crate::throttle::held_note(held));
             }
+        }
+    }
+
+    /// Shows callers the table as it is now, if it changed.
+    fn publish(&mut self, shared: &mut Shared) {
+        if self.published != self.nat.generation() {
+            self.published = self.nat.generation();
+            shared.nat = self.nat.view();
         }
     }
 }
 
 impl Handler for Relaying<'_> {
     fn endpoints(&self) -> &[Endpoint] {
-        &self.endpoints
+        self.nat.sockets()
     }
 
     fn datagram(&mut self, index: usize, data: &[u8], from: SocketAddr, now: Instant) {
@@ -428,19 +417,26 @@ impl Handler for Relaying<'_> {
             self.busy_until = Some(now + relay.spin);
         }
         let mut shared = lock(&relay.shared);
-        if index == 0 {
+        let (direction, client) = if index == 0 {
             match self.mapping(&mut shared, from, now) {
-                Some(i) => {
-                    self.clients[i].1 = now;
-                    shared.core.admit(Direction::Up, data, from, now);
+                Ok(i) => {
+                    self.nat.heard(i, now);
+                    (Way::Up, from)
                 }
-                None => shared.core.refuse(data, from, now),
+                Err(outcome) => {
+                    shared.core.refuse(outcome, data, from, now);
+                    return;
+                }
             }
-        } else if let Some(entry) = self.clients.get_mut(index - 1) {
-            entry.1 = now;
-            let client = entry.0;
-            shared.core.admit(Direction::Down, data, client, now);
-        }
+        } else {
+            match self.nat.heard(index, now) {
+                Some(client) => (Way::Down, client),
+                None => return,
+            }
+        };
+        let copies = shared.core.admit(direction, data, client, now);
+        self.nat.queued(client, copies.into());
+        self.publish(&mut shared);
     }
 
     fn busy_until(&self) -> Option<Instant> {
@@ -458,6 +454,7 @@ impl Handler for Relaying<'_> {
         self.send_due(&mut shared, now);
         if now >= self.next_sweep {
             self.forget_idle(&mut shared, now);
+            self.publish(&mut shared);
             self.next_sweep = now + relay.sweep_every();
         }
     }

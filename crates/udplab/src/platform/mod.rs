@@ -162,6 +162,24 @@ pub(crate) fn fileno(socket: &UdpSocket) -> i64 {
     n
 }
 
+/// How many file descriptors the process may still open after `socket`, just made, and how
+/// many it may have (the soft `RLIMIT_NOFILE`): Unix gives a new descriptor the lowest free
+/// number, so every number below it is in use. `None` where there is no such limit (Windows,
+/// or a limit of "unlimited").
+pub(crate) fn descriptors_left(socket: &UdpSocket) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+        let used = fileno(socket).unsigned_abs() + 1;
+        Some((limit.saturating_sub(used), limit))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
 /// Where there is no batched send and no "don't fragment" option to set.
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
 mod without {

@@ -11,7 +11,7 @@
   const LOOKBACK = 120; // rows drawn above the window, for slanted arrows that start there
   const MAX_EVENTS = 50000; // older events are let go (the page says so)
   const KINDS = ["message", "broadcast", "heartbeat", "quit", "join", "expire", "datagram"];
-  const ENDS = ["lost", "queue_dropped", "refused", "flushed", "send_errors"];
+  const ENDS = ["lost", "queue_dropped", "refused", "socket_errors", "flushed", "send_errors"];
   const ROLE_ORDER = { client: 0, link: 1, server: 2 };
 
   const $ = (id) => document.getElementById(id);

@@ -154,7 +154,7 @@ fn stop_is_prompt_with_a_full_delay_queue_and_flushes_it() {
 }
 
 #[test]
-fn validation_names_the_direction() {
+fn bind_refuses_an_invalid_config() {
     let mut config = LinkConfig::new(1);
     config.down.loss = Loss::Random(2.0);
     let err = Relay::bind(
@@ -164,20 +164,102 @@ fn validation_names_the_direction() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-    assert!(
-        err.to_string().contains("loss must be a probability")
-            && err.to_string().ends_with("(down)")
+    assert_eq!(
+        err.to_string(),
+        "loss (down) must be a probability from 0 to 1, got 2"
     );
 }
 
+/// A free port on loopback (free a moment ago).
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[test]
-fn spin_longer_than_a_second_is_refused() {
+fn bind_refuses_a_target_that_is_the_bound_address() {
+    // As when port 0 was asked and the system picked the target's port: only the bound
+    // address can tell.
+    let port = free_port();
+    for (listen, target) in [
+        (format!("127.0.0.1:{port}"), format!("127.0.0.1:{port}")),
+        (format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}")),
+    ] {
+        let err = Relay::bind(
+            listen.parse().unwrap(),
+            target.parse().unwrap(),
+            LinkConfig::new(1),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string()
+                .starts_with(&format!("target {target} is the link's own address")),
+            "{err}"
+        );
+        // The socket is closed again.
+        UdpSocket::bind(listen.as_str()).unwrap();
+    }
+}
+
+/// Waits up to 5 s for `done`.
+fn wait_for(done: impl Fn() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while !done() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(done(), "not within 5 s");
+}
+
+#[test]
+fn a_backlog_longer_than_idle_is_sent_before_the_mapping_is_forgotten() {
+    // Failed before: the mapping was forgotten 50 ms after the last datagram arrived, with its
+    // three copies (flushed 3, forwarded 0).
+    let (target, echo) = echo_target(3);
     let mut config = LinkConfig::new(1);
-    config.spin = Duration::from_millis(1001);
-    assert_eq!(
-        config.validate().unwrap_err().0,
-        "spin must be at most 1 second"
-    );
-    config.spin = Duration::ZERO;
-    assert!(config.validate().is_ok());
+    config.up.delay = Duration::from_millis(300);
+    config.idle = Duration::from_millis(50);
+    let (relay, handle) = start(target, config);
+    let c = client();
+    for i in 0..3u8 {
+        c.send_to(&[i], relay.local_addr()).unwrap();
+    }
+    wait_for(|| relay.stats().forgotten == 1);
+    relay.stop();
+    handle.join().unwrap().unwrap();
+    let s = relay.stats();
+    assert_eq!((s.up.forwarded, s.up.flushed), (3, 0), "{s:?}");
+    // The echoes came back while the mapping lasted.
+    assert_eq!(echo.join().unwrap(), 3);
+    assert_eq!(s.down.forwarded, 3);
+}
+
+#[test]
+fn a_client_without_an_upstream_socket_is_a_socket_error() {
+    // A link-local IPv6 target without its interface cannot be connected to (EINVAL).
+    let (relay, handle) = start("[fe80::1]:9".parse().unwrap(), LinkConfig::new(1));
+    let c = client();
+    c.send_to(b"x", relay.local_addr()).unwrap();
+    wait_for(|| relay.stats().up.received == 1);
+    relay.stop();
+    handle.join().unwrap().unwrap();
+    let s = relay.stats();
+    assert_eq!((s.up.socket_errors, s.up.refused, s.clients), (1, 0, 0));
+    assert!(s.up.balanced());
+}
+
+#[test]
+fn clients_and_counters_stay_after_stop() {
+    let (target, _echo) = echo_target(1);
+    let (relay, handle) = start(target, LinkConfig::new(1));
+    let c = client();
+    c.send_to(b"x", relay.local_addr()).unwrap();
+    wait_for(|| relay.stats().clients == 1);
+    relay.stop();
+    handle.join().unwrap().unwrap();
+    assert_eq!(relay.stats().clients, 1);
+    assert_eq!(relay.clients()[0].0, c.local_addr().unwrap());
 }
