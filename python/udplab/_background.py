@@ -239,6 +239,8 @@ class _Background(Generic[_CoreT]):
         self._capture_limit = _count("capture_limit", capture_limit, 24, 2**64 - 1)
         self._capture: _core.Capture | None = None
         self._capture_used = False
+        #: In a forked child, the address the parent's object had (see ``_disown``).
+        self._parents_addr: Address | None = None
         self._lock = threading.Lock()
         self._core: _CoreT | None = None
         self._threads: list[threading.Thread] = []
@@ -401,10 +403,16 @@ class _Background(Generic[_CoreT]):
         return stats
 
     def _disown(self) -> None:
-        """In a forked child: forget the parent's core without touching it."""
+        """In a forked child: forget the parent's core without touching it, but go on
+        reporting the address it had (the parent still serves there)."""
+        if self._core is not None:
+            # A field of the core: reading it takes no lock a parent's thread might hold.
+            self._parents_addr = getattr(self._core, "addr", None)
         self._lock = threading.Lock()
         self._core = None
-        self._capture = None  # the parent's writer thread is not in this process
+        # The parent's writer thread is not in this process: the capture, dropped here,
+        # forgets it instead of joining it, and writes nothing to the parent's file.
+        self._capture = None
         self._threads = []
         self._stopped = threading.Event()
 

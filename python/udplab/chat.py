@@ -181,8 +181,11 @@ class ChatS(_Background[_core.ChatServer]):
 
     @property
     def addr(self) -> Address:
-        """The address the server is bound to (the requested one before ``start()``)."""
-        return self._core.addr if self._core is not None else (self._ip, self._port)
+        """The address the server is bound to (the requested one before ``start()``; in a
+        forked child, the parent's server's)."""
+        if self._core is not None:
+            return self._core.addr
+        return self._parents_addr or (self._ip, self._port)
 
     @property
     def inval(self) -> float:
@@ -351,8 +354,9 @@ class ChatC(_Background[_core.ChatClient]):
 
     @property
     def addr(self) -> Address | None:
-        """The local address (``None`` before ``start()``)."""
-        return self._core.addr if self._core is not None else None
+        """The local address (``None`` before ``start()``; in a forked child, the parent's
+        client's)."""
+        return self._core.addr if self._core is not None else self._parents_addr
 
     @property
     def raddr(self) -> Address:

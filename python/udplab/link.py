@@ -229,8 +229,11 @@ class Link(_Background[_core.Link]):
 
     @property
     def addr(self) -> Address:
-        """Where clients send (the requested address before ``start()``)."""
-        return self._core.addr if self._core is not None else self._listen
+        """Where clients send (the requested address before ``start()``; in a forked child,
+        the parent's link's)."""
+        if self._core is not None:
+            return self._core.addr
+        return self._parents_addr or self._listen
 
     def clients(self) -> dict[Address, Address]:
         """``{client address: the address the target sees it as}`` for every mapped client, in

@@ -541,6 +541,9 @@ pub struct Capture {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     name: String,
+    /// The process whose thread writes: a forked child holds a copy of this struct, but
+    /// neither the thread nor the file are its own.
+    pid: u32,
 }
 
 impl fmt::Debug for Capture {
@@ -581,6 +584,7 @@ impl Capture {
             shared,
             writer: Mutex::new(Some(handle)),
             name,
+            pid: std::process::id(),
         })
     }
 
@@ -615,8 +619,12 @@ impl Capture {
 
     /// Writes what is queued, flushes and ends the writer thread; datagrams tapped later are
     /// counted as dropped. A capture that never began writes nothing: its file is left as it
-    /// was (removed if [`create`](Self::create) made it). Idempotent.
+    /// was (removed if [`create`](Self::create) made it). Idempotent. In a forked child it
+    /// does nothing (see [`Drop`](#impl-Drop-for-Capture)).
     pub fn close(&self) {
+        if self.forked() {
+            return;
+        }
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
             self.shared.queue().closed = true;
@@ -638,8 +646,24 @@ fn check_limit(limit: u64) -> io::Result<()> {
     Ok(())
 }
 
+impl Capture {
+    /// Whether this is a forked child's copy: the writer thread is not in this process.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+}
+
+/// Closes the capture. A forked child's copy forgets the writer thread instead: joining a
+/// thread that does not exist in the child panics or hangs, and locking the queue could wait
+/// for ever on a lock a parent's thread held at the fork. The parent's file stays whole.
 impl Drop for Capture {
     fn drop(&mut self) {
+        if self.forked() {
+            let writer = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
+            // Dropping the handle would detach a thread that does not exist here.
+            std::mem::forget(writer.take());
+            return;
+        }
         self.close();
     }
 }
