@@ -2,7 +2,8 @@
 (and its dependencies):
 checks that udplab comes from that environment (not from a source tree) as the stable-ABI
 extension, then runs a chat on loopback, a socket round trip and `udplab client --help` (the
-console script). Prints one line on success."""
+console script), and grades a lab's reference solution from the source tree (which the wheel
+must not hold). Prints one line on success."""
 
 import os
 import platform
@@ -56,4 +57,28 @@ usage = subprocess.run([str(script), "client", "--help"], capture_output=True, t
                        env={**os.environ, "UDPLAB_LANG": "zh"}).stdout
 assert usage.startswith("用法：udplab client"), usage
 
-print(f"chat, socket, udplab command ok: CPython {platform.python_version()}, {core.__file__}")
+# The labs: the templates ship in the wheel and the reference solutions do not (a teacher
+# withholds them); a reference from the source tree passes through the installed grader.
+import io  # noqa: E402
+
+from udplab import labs  # noqa: E402
+
+package = Path(udplab.__file__).parent
+assert labs.template("go-back-n", "zh").startswith('"""实验 3'), "the templates ship"
+shipped = [p for p in package.rglob("*.py")
+           if any(mark in p.read_text("utf-8") for mark in ("reference solution (for teachers",
+                                                            "参考答案（供教师使用"))]
+assert not shipped, f"a reference solution is in the wheel: {shipped}"
+try:
+    labs.reference("stop-and-wait")
+except FileNotFoundError:
+    pass
+else:
+    raise AssertionError("the installed udplab found a reference solution")
+source = Path(__file__).resolve().parents[1] / "teacher"
+report = labs.grade("stop-and-wait", labs.reference("stop-and-wait", source), seeds=1,
+                    tiers="sanity", out=io.StringIO())
+assert report.passed, report.rows
+
+print(f"chat, socket, udplab command, labs ok: CPython {platform.python_version()}, "
+      f"{core.__file__}")

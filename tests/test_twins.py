@@ -228,3 +228,30 @@ def test_the_twin_check_says_what_differs() -> None:
     assert same_code("python", "print('hi')  # greet", "print('你好')")
     assert not same_code("python", "f(1)", "f(2)")
     assert en[1].table_rows == ["| a | `p` |"] and not en[1].prose
+
+
+ROOT = NOTEBOOKS.parent
+TEMPLATES = ROOT / "python" / "udplab" / "labs" / "templates"
+#: The labs' templates (what students start from) and the reference solutions (what a teacher
+#: may hand out afterwards): English, then the Chinese twin.
+LAB_FILES = [(TEMPLATES / "en" / p.name, TEMPLATES / "zh" / p.name)
+             for p in sorted((TEMPLATES / "en").glob("*.py"))] + [
+    (p, p.parent / "zh" / p.name) for p in sorted((ROOT / "teacher" / "labs").glob("*.py"))]
+
+
+def english_comments(source: str) -> list[str]:
+    """Comments with English words and no Chinese in them."""
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type == tokenize.COMMENT and re.search("[A-Za-z]{3} [a-z]{2}", t.string)
+            and not HAN.search(t.string)]
+
+
+@pytest.mark.parametrize(("english", "chinese"), LAB_FILES,
+                         ids=[f"{e.parent.name}-{e.stem}" for e, _ in LAB_FILES])
+def test_the_labs_files_are_twins(english: Path, chinese: Path) -> None:
+    assert len(LAB_FILES) == 8
+    en = english.read_text(encoding="utf-8")
+    zh = chinese.read_text(encoding="utf-8")
+    assert code_only(zh) == code_only(en), f"{chinese} runs other code than {english}"
+    assert HAN.search(zh.split('"""')[1]), f"{chinese}: the module's docstring is not in Chinese"
+    assert not english_comments(zh), f"{chinese}: comments left in English"

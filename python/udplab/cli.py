@@ -4,6 +4,7 @@
     udplab client 127.0.0.1 10007 --name ann  # terminals 2, 3...: type to chat
     udplab link 127.0.0.1 10007 --loss 0.2    # a bad network in between (clients use its port)
     udplab demo                               # a whole scripted chat on loopback
+    udplab grade go-back-n go_back_n.py       # grade a lab (see udplab.labs)
 
 Each subcommand is one ``add_<name>(sub)`` function below that adds its parser and sets
 ``run`` (a function of the parsed arguments returning the exit status); ``SUBCOMMANDS`` lists
@@ -29,6 +30,7 @@ from typing import Any, Callable, NoReturn, TextIO
 from . import demo
 from ._i18n import N_, _, argparse_translated, columns, ngettext, wrap
 from .chat import ChatC, ChatS
+from .labs.command import add_grade
 from .link import Link
 from .web import View
 from .wireshark import add_wireshark
@@ -867,7 +869,7 @@ def add_demo(sub: Any) -> None:
 
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_server, add_client, add_link, add_view,
-                                             add_demo, add_wireshark]
+                                             add_demo, add_wireshark, add_grade]
 """Each adds one subcommand; a new one is a function like these, appended here."""
 
 
