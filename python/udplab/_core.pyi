@@ -29,13 +29,15 @@ _Sighting = tuple[float, float | None, str, str, _Address, _Address, int, bytes]
 
 @final
 class Feed:
-    """A live feed of sightings (``src/watch.rs``), handed to cores with ``watch``: bounded to
-    ``capacity`` not yet taken; what comes while it is full is counted as ``dropped``."""
+    """A live feed of sightings (``crates/udplab/src/watch.rs``), handed to cores with
+    ``watch``: bounded to ``capacity`` not yet taken; when it is full, the oldest is forgotten
+    and counted as ``dropped``."""
 
-    def __new__(cls, capacity: int = 16384) -> Self: ...
-    def take(self, timeout: float) -> list[_Sighting]:
-        """Wait up to ``timeout`` seconds for sightings and take them all, as tuples
-        ``(time, left, what, fate, src, dst, size, preview)``."""
+    def __new__(cls, capacity: int = 8192) -> Self: ...
+    def take(self, timeout: float, most: int | None = None) -> list[_Sighting]:
+        """Wait up to ``timeout`` seconds for sightings and take the newest ``most`` (all with
+        ``None``; the older ones count as dropped), as tuples ``(time, left, what, fate, src,
+        dst, size, preview)``."""
 
     def stats(self) -> dict[str, int]:
         """Counters: ``seen``, ``dropped``, ``queued``."""

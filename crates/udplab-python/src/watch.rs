@@ -18,19 +18,26 @@ pub(crate) struct PyFeed {
 #[pymethods]
 impl PyFeed {
     #[new]
-    #[pyo3(signature = (capacity = DEFAULT_CAPACITY), text_signature = "(capacity=16384)")]
+    #[pyo3(signature = (capacity = DEFAULT_CAPACITY), text_signature = "(capacity=8192)")]
     fn new(capacity: usize) -> Self {
         PyFeed {
             inner: Arc::new(Feed::new(capacity)),
         }
     }
 
-    /// Waits up to `timeout` seconds for sightings and takes them all, as tuples
-    /// `(time, left, what, fate, src, dst, size, preview)`; `left` is `None` except for a copy
-    /// the link forwarded.
-    fn take<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyList>> {
+    /// Waits up to `timeout` seconds for sightings and takes the newest `most` of them (the
+    /// older ones are counted as dropped), as tuples `(time, left, what, fate, src, dst, size,
+    /// preview)`; `left` is `None` except for a copy the link forwarded.
+    #[pyo3(signature = (timeout, most = None))]
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+        most: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let wait = super::timeout(Some(timeout))?.unwrap_or_default();
-        let taken = py.detach(|| self.inner.take(wait));
+        let most = most.unwrap_or(usize::MAX);
+        let taken = py.detach(|| self.inner.take(wait, most));
         let list = PyList::empty(py);
         for s in taken {
             let left = s.left.map(|at| epoch_seconds(self.inner.wall(at)));

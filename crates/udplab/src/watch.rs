@@ -5,9 +5,10 @@
 //! - A [`Sighting`] says what a datagram was and what became of it in plain words (the link's
 //!   counters' names), so that this module needs none of the modules that use it.
 //! - A [`Feed`] is a bounded queue ([`Feed::new`]'s `capacity`) that never makes the one who
-//!   pushes wait: a push into a full feed is counted as `dropped` and forgotten, so a watcher
-//!   that falls behind (a slow browser) can never slow the chat. A push copies at most
-//!   [`PREVIEW`] bytes of the payload and allocates nothing.
+//!   pushes wait: a push into a full feed forgets the oldest sighting (counted as `dropped`),
+//!   so a watcher that falls behind (a slow browser) can never slow the chat, and sees the
+//!   present when it catches up. A push copies at most [`PREVIEW`] bytes of the payload and
+//!   allocates nothing.
 //! - The watcher takes what is queued with [`Feed::take`], which waits for the first sighting
 //!   and then lets the batch grow for [`GATHER`]: one wake-up per batch, not one per datagram.
 //! - Times are the monotonic instants the loops already pass around (`now`); the feed places
@@ -28,7 +29,7 @@ pub const PREVIEW: usize = 32;
 /// How long [`Feed::take`], woken by a first sighting, lets the batch grow.
 pub const GATHER: Duration = Duration::from_millis(10);
 /// The default capacity of a feed, in sightings.
-pub const DEFAULT_CAPACITY: usize = 16_384;
+pub const DEFAULT_CAPACITY: usize = 8_192;
 
 /// What a link did to a copy on its way, whatever became of it (the link's counters of the
 /// same names).
@@ -172,8 +173,9 @@ impl Feed {
         }
     }
 
-    /// Queues `sighting`, or counts it as dropped when the feed is full. Never waits; wakes the
-    /// taker only when it sleeps (one system call per batch, not per datagram).
+    /// Queues `sighting`; a full feed forgets its oldest one for it (counted as dropped), so
+    /// what is queued is always the most recent. Never waits; wakes the taker only when it
+    /// sleeps (one system call per batch, not per datagram).
     pub fn push(&self, sighting: Sighting) {
         let mut state = lock(&self.state);
         if state.closed {
@@ -181,8 +183,8 @@ impl Feed {
         }
         state.seen += 1;
         if state.queue.len() >= state.capacity {
+            state.queue.pop_front();
             state.dropped += 1;
-            return;
         }
         state.queue.push_back(sighting);
         if state.waiting {
@@ -192,8 +194,10 @@ impl Feed {
     }
 
     /// Waits up to `timeout` for a first sighting, lets the batch grow for [`GATHER`], and
-    /// takes everything queued (empty after the timeout, or at once once closed).
-    pub fn take(&self, timeout: Duration) -> Vec<Sighting> {
+    /// takes what is queued (empty after the timeout, or at once once closed): the newest `most`
+    /// sightings; older ones are counted as dropped (a watcher that can show only so many keeps
+    /// up with the present instead of falling behind).
+    pub fn take(&self, timeout: Duration, most: usize) -> Vec<Sighting> {
         let mut state = lock(&self.state);
         if state.queue.is_empty() && !state.closed {
             state.waiting = true;
@@ -216,6 +220,9 @@ impl Feed {
                 state = lock(&self.state);
             }
         }
+        let older = state.queue.len().saturating_sub(most);
+        state.dropped += older as u64;
+        state.queue.drain(..older);
         state.queue.drain(..).collect()
     }
 
@@ -302,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_feed_counts_drops_and_keeps_the_oldest() {
+    fn a_full_feed_counts_drops_and_keeps_the_newest() {
         let feed = Feed::new(2);
         for i in 0..5u8 {
             feed.push(sighting(&[i]));
@@ -315,10 +322,29 @@ mod tests {
                 queued: 2
             }
         );
-        let taken = feed.take(Duration::ZERO);
+        let taken = feed.take(Duration::ZERO, usize::MAX);
         let firsts: Vec<u8> = taken.iter().map(|s| s.preview()[0]).collect();
-        assert_eq!(firsts, [0, 1]);
+        assert_eq!(firsts, [3, 4]);
         assert_eq!(feed.stats().queued, 0);
+    }
+
+    #[test]
+    fn take_keeps_the_newest_it_may_and_counts_the_rest() {
+        let feed = Feed::new(10);
+        for i in 0..6u8 {
+            feed.push(sighting(&[i]));
+        }
+        let taken = feed.take(Duration::ZERO, 2);
+        let firsts: Vec<u8> = taken.iter().map(|s| s.preview()[0]).collect();
+        assert_eq!(firsts, [4, 5]);
+        assert_eq!(
+            feed.stats(),
+            FeedStats {
+                seen: 6,
+                dropped: 4,
+                queued: 0
+            }
+        );
     }
 
     #[test]
@@ -340,7 +366,7 @@ mod tests {
                 feed.push(sighting(b"a"));
             })
         };
-        let taken = feed.take(Duration::from_secs(10));
+        let taken = feed.take(Duration::from_secs(10), usize::MAX);
         assert_eq!(taken.len(), 1);
         pusher.join().unwrap();
         let closer = {
@@ -351,7 +377,7 @@ mod tests {
             })
         };
         let started = Instant::now();
-        assert!(feed.take(Duration::from_secs(10)).is_empty());
+        assert!(feed.take(Duration::from_secs(10), usize::MAX).is_empty());
         assert!(started.elapsed() < Duration::from_secs(5));
         closer.join().unwrap();
         feed.push(sighting(b"late"));

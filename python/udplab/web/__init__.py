@@ -37,12 +37,15 @@ from ..chat import ChatC, ChatS
 from ..link import Link
 from .events import Event, Lifeline, Shaper, from_records
 
-__all__ = ["DEFAULT_HISTORY", "View", "view"]
+__all__ = ["DEFAULT_HISTORY", "DEFAULT_RATE", "View", "view"]
 
 log = logging.getLogger("udplab.web")
 
 #: Events a view keeps for pages opened later and for ``ladder(view)``.
 DEFAULT_HISTORY = 10_000
+#: Events per second a view shows at most, by default: far more than a person can follow, and
+#: a bound on what watching costs a busy chat (the core drops the rest, counted, cheaply).
+DEFAULT_RATE = 2000
 #: Events queued for one page before the newest are dropped (and counted) for it.
 PAGE_QUEUE = 8192
 #: How long the feed thread waits for sightings before it looks at ``stop()`` and the held
@@ -252,10 +255,12 @@ class View(_Background[_ViewCore]):
     """A live ladder of datagrams in the browser (see :func:`view`)."""
 
     def __init__(self, *objects: Watchable | Source, host: str = "127.0.0.1", port: int = 0,
-                 history: int = DEFAULT_HISTORY, daemon: bool = False) -> None:
+                 history: int = DEFAULT_HISTORY, rate: int = DEFAULT_RATE,
+                 daemon: bool = False) -> None:
         self._host = _host("host", host)
         self._port = _port("port", port)
         self._history = _count("history", history, 1)
+        self._rate = _count("rate", rate, 1)
         self._replay: str | None = None
         paths = [o for o in objects if isinstance(o, (str, os.PathLike))]
         if paths:
@@ -364,9 +369,15 @@ class View(_Background[_ViewCore]):
     def _pump(self, feed: _core.Feed, board: _Board, stopped: threading.Event) -> None:
         shaper = self._shaper()
         last_status = 0.0
+        # A token bucket: ``rate`` sightings a second, bursts of up to a second's worth.
+        tokens, refilled = float(self._rate), time.monotonic()
         while True:
             last_round = stopped.is_set()
-            batch = feed.take(_FEED_WAIT)
+            now = time.monotonic()
+            tokens = min(float(self._rate), tokens + (now - refilled) * self._rate)
+            refilled = now
+            batch = feed.take(_FEED_WAIT, max(1, int(tokens)))
+            tokens -= len(batch)
             self._know(shaper)
             events = shaper.add(batch, None if last_round else time.time())
             lifelines = shaper.take_lifelines()
@@ -430,15 +441,18 @@ def _af(host: str) -> socket.AddressFamily:
 
 
 def view(*objects: Watchable | Source, host: str = "127.0.0.1", port: int = 0,
-         history: int = DEFAULT_HISTORY, daemon: bool = False) -> View:
+         history: int = DEFAULT_HISTORY, rate: int = DEFAULT_RATE,
+         daemon: bool = False) -> View:
     """Start a :class:`View` of ``objects`` (``ChatS``, ``ChatC`` and ``Link``, running or
     not yet started) or the replay of one capture file, and return it; open ``view.url`` in a
     browser (in Jupyter, a view as a cell's last value shows the page inline).
 
-    ``host``/``port``: where the page is served (loopback by default; any other address logs a
-    warning, since anyone who reaches it can watch). ``history``: events kept for pages opened
-    later. ``daemon``: as for ``ChatS``. Stop it with ``stop()`` or use it in ``with``.
+    ``host``/``port``: where the page is served (loopback by default; any other address warns,
+    since anyone who reaches it can watch). ``rate``: events a second it shows at most (2000;
+    when datagrams come faster, the newest are shown and the rest counted as ``dropped``, so
+    watching a flood costs the chat little). ``history``: events kept for pages opened later.
+    ``daemon``: as for ``ChatS``. Stop it with ``stop()`` or use it in ``with``.
     """
-    v = View(*objects, host=host, port=port, history=history, daemon=daemon)
+    v = View(*objects, host=host, port=port, history=history, rate=rate, daemon=daemon)
     v.start()
     return v

@@ -8,7 +8,10 @@
   const TOP = 12;
   const MARGIN = 130; // room left and right of the outer lifelines
   const SPACING = 170; // least room between two lifelines
-  const LOOKBACK = 120; // rows drawn above the window, for slanted arrows that start there
+  // While events stream in, the ladder is redrawn at most this often (ms): a person sees no
+  // difference, and the browser leaves the machine's CPU to the chat. What a person does
+  // (a click, a scroll) is drawn at the next frame.
+  const STREAM_REDRAW = 80;
   const MAX_EVENTS = 50000; // older events are let go (the page says so)
   const KINDS = ["message", "broadcast", "heartbeat", "quit", "join", "expire", "datagram"];
   const ENDS = ["lost", "queue_dropped", "refused", "socket_errors", "flushed", "send_errors"];
@@ -47,6 +50,7 @@
     dropped: 0,
     missed: 0,
     dirty: true,
+    urgent: false, // redraw at the next frame: a person did something
   };
   // What tests and benchmarks read.
   // lag: seconds from each event's time to its arrival here (the first 100 000 events).
@@ -115,7 +119,7 @@
     st.visible = [];
     st.visibleDone = [];
     for (let i = 0; i < st.shown; i++) pushVisible(i);
-    st.dirty = true;
+    st.dirty = st.urgent = true;
   }
 
   function show(n) {
@@ -402,7 +406,13 @@
       const x = lay.xs.get(line.name);
       el("line", { class: "lifeline " + line.role, x1: x, y1: 0, x2: x, y2: Math.max(height, scroller.clientHeight) }, lifelines);
     }
-    drawRows(el("g", { class: "rows" }, svg), Math.max(0, first - LOOKBACK), last, lay.xs, rowY);
+    // Rows above the window whose slanted arrows reach into it are drawn as well.
+    let from = first;
+    for (let r = first; r < last; r++) {
+      const e = st.events[st.visible[r]];
+      if (e.via) from = Math.min(from, startRow(e.t, r));
+    }
+    drawRows(el("g", { class: "rows" }, svg), from, last, lay.xs, rowY);
     renderHeads(lay);
     renderStatus();
     st.window = [first, last];
@@ -412,6 +422,7 @@
   }
 
   let previousFrame = null;
+  let lastDrawn = -Infinity;
   function frame(now) {
     if (previousFrame !== null) {
       perf.frames++;
@@ -419,8 +430,9 @@
     }
     previousFrame = now;
     tickReplay(now);
-    if (st.dirty) {
-      st.dirty = false;
+    if (st.urgent || (st.dirty && now - lastDrawn >= STREAM_REDRAW)) {
+      st.dirty = st.urgent = false;
+      lastDrawn = now;
       render();
     }
     requestAnimationFrame(frame);
@@ -466,7 +478,7 @@
     st.paused = paused;
     if (!paused && !st.replay) show(st.events.length);
     lastTick = null;
-    st.dirty = true;
+    st.dirty = st.urgent = true;
   }
 
   function step(by) {
@@ -482,7 +494,7 @@
     const rows = st.visible.length;
     const target = TOP + rows * ROW - scroller.clientHeight / 2;
     scroller.scrollTop = Math.max(0, target);
-    st.dirty = true;
+    st.dirty = st.urgent = true;
   }
 
   function addCheckbox(container, value, text, hidden) {
@@ -512,7 +524,7 @@
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
     for (const span of $("kinds").querySelectorAll("span[data-key]")) span.textContent = t(span.dataset.key);
     document.title = t("title");
-    st.dirty = true;
+    st.dirty = st.urgent = true;
   }
 
   function wire() {
@@ -521,7 +533,7 @@
     $("forward").addEventListener("click", () => step(1));
     $("follow").addEventListener("change", (ev) => {
       st.follow = ev.target.checked;
-      st.dirty = true;
+      st.dirty = st.urgent = true;
     });
     $("speed").addEventListener("change", (ev) => { st.speed = Number(ev.target.value); });
     $("save").addEventListener("click", saveSvg);
@@ -536,8 +548,8 @@
         $("follow").checked = false;
       }
     }, { passive: true });
-    scroller.addEventListener("scroll", () => { st.dirty = true; }, { passive: true });
-    window.addEventListener("resize", () => { st.dirty = true; });
+    scroller.addEventListener("scroll", () => { st.dirty = st.urgent = true; }, { passive: true });
+    window.addEventListener("resize", () => { st.dirty = st.urgent = true; });
     for (const kind of KINDS) addCheckbox($("kinds"), kind, t(kind), st.hiddenKinds);
   }
 
@@ -558,7 +570,7 @@
     source.addEventListener("missed", (m) => { st.missed = JSON.parse(m.data).missed; st.dirty = true; });
     source.addEventListener("end", () => {
       st.ended = true;
-      st.dirty = true;
+      st.dirty = st.urgent = true;
       source.close();
     });
     source.onerror = () => { st.connected = false; st.dirty = true; };
