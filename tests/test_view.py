@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 import pytest
 import udplab
-from conftest import wait_until
+from conftest import ipv6_available, wait_until
 from udplab.web import View, view
 from udplab.web.events import Shaper, classify, fates, preview
 
@@ -215,6 +215,14 @@ def test_the_page_text_exists_in_both_languages() -> None:
     for key, text in strings["zh"].items():
         assert text and text != strings["en"][key] or key in ("title",) or text.isascii(), key
     assert all("\n" not in text for lang in strings.values() for text in lang.values())
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback here")
+def test_ipv6_loopback() -> None:
+    with view(udplab.ChatS("::1", 0, 5.0), host="::1") as v:
+        assert v.url.startswith("http://[::1]:")
+        with urllib.request.urlopen(v.url, timeout=5) as r:
+            assert r.status == 200
 
 
 def test_bound_elsewhere_warns() -> None:

@@ -228,6 +228,10 @@ class _Http(ThreadingHTTPServer):
     block_on_close = False
 
 
+class _Http6(_Http):
+    address_family = socket.AF_INET6
+
+
 class _ViewCore:
     """What ``View.stop()`` stops: the feed, the pages and the HTTP server."""
 
@@ -307,9 +311,9 @@ class View(_Background[_ViewCore]):
         (``view-http``, ``view-feed``); watched objects may start before or after."""
         with self._lock:
             self._refuse_if_running()
-            _Http.address_family = _af(self._host)
             board = _Board(self._history, self._replay is not None)
-            http = _Http((self._host, self._port), _handler(board))
+            server_class = _Http6 if ":" in self._host else _Http
+            http = server_class((self._host, self._port), _handler(board))
             self._addr = http.server_address[:2]
             if not _loopback(self._host):
                 warnings.warn(f"udplab.view on {self._host}: anyone who can reach this machine "
@@ -434,10 +438,6 @@ class View(_Background[_ViewCore]):
         state = "running" if self.running else "stopped"
         what = f"replay={self._replay!r}" if self._replay else f"objects={len(self._objects)}"
         return f"<udplab.View {state} url={self.url!r} {what}>"
-
-
-def _af(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def view(*objects: Watchable | Source, host: str = "127.0.0.1", port: int = 0,
