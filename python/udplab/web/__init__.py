@@ -373,17 +373,19 @@ class View(_Background[_ViewCore]):
     def _pump(self, feed: _core.Feed, board: _Board, stopped: threading.Event) -> None:
         shaper = self._shaper()
         last_status = 0.0
-        # A token bucket: ``rate`` sightings a second, bursts of up to a second's worth.
+        # A token bucket: ``rate`` events a second, bursts of up to a second's worth. A round
+        # takes at most a few sightings per token: some only repeat what another object said
+        # (a client's sends, seen by its server too) and make no event.
         tokens, refilled = float(self._rate), time.monotonic()
         while True:
             last_round = stopped.is_set()
             now = time.monotonic()
             tokens = min(float(self._rate), tokens + (now - refilled) * self._rate)
             refilled = now
-            batch = feed.take(_FEED_WAIT, max(1, int(tokens)))
-            tokens -= len(batch)
+            batch = feed.take(_FEED_WAIT, max(1, int(4 * tokens)))
             self._know(shaper)
             events = shaper.add(batch, None if last_round else time.time())
+            tokens -= len(events)
             lifelines = shaper.take_lifelines()
             if events or lifelines:
                 board.publish(lifelines, events)
