@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +30,40 @@ def read_line(proc: subprocess.Popen[str]) -> str:
     line = proc.stdout.readline()
     assert line, f"child ended early: {proc.communicate(timeout=10)}"
     return line.strip()
+
+
+#: apt's Chromium and its WebDriver (scripts/check installs both as root), or None.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def headless_chromium(width: int, height: int) -> Any:
+    """apt's Chromium, headless, driven through selenium, keeping what its console says and
+    every request it makes in its logs ("browser", "performance"). The caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                f"--window-size={width},{height}", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-default-apps", "--disable-sync"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER or ""), options=options)
+
+
+def requested_urls(driver: Any) -> set[str]:
+    """Every URL the browser asked for since the last call (blocked ones included)."""
+    urls = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.add(message["params"]["request"]["url"])
+    return urls
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 5.0, step: float = 0.005) -> None:

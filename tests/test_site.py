@@ -14,15 +14,14 @@ scripts/check sets it right after building the site), where a missing site or br
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium, requested_urls
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
@@ -140,23 +139,10 @@ def test_every_chinese_character_is_in_the_shipped_font(pages: dict[str, Any]) -
 
 @pytest.mark.timeout(120)
 def test_pages_render_offline_in_chromium(pages: dict[str, Any]) -> None:
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    need(browser_path and driver_path,
+    need(CHROMIUM and CHROMEDRIVER,
          "needs chromium and chromedriver (apt-get install chromium chromium-driver)")
-    webdriver = module("selenium.webdriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = browser_path or ""
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-default-apps", "--disable-sync"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path or ""), options=options)
+    module("selenium.webdriver")
+    driver = headless_chromium(1280, 900)
     try:
         # Anything that would leave the machine is refused, and still recorded below.
         driver.execute_cdp_cmd("Network.enable", {})
@@ -195,11 +181,7 @@ def check_in_browser(driver: Any, page_path: str, shots: Path) -> None:
     driver.save_screenshot(str(shots / f"{name}-math.png"))
     problems = [e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE",
                                                                                  "WARNING")]
-    requested = set()
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            requested.add(message["params"]["request"]["url"])
+    requested = requested_urls(driver)
     assert any(url.endswith(page_path) for url in requested), "the request log recorded nothing"
     elsewhere = sorted(url for url in requested if not url.startswith(("file://", "data:")))
     assert not elsewhere, f"site/{page_path} asked for: {elsewhere}"

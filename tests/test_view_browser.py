@@ -5,9 +5,7 @@ Screenshots are kept in target/view-screenshots/ (CI artifacts to look at)."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +13,12 @@ from typing import Any
 
 import pytest
 import udplab
-from conftest import wait_until
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium, requested_urls, wait_until
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER),
+    not (CHROMIUM and CHROMEDRIVER),
     reason="needs chromium and chromedriver (apt-get install chromium chromium-driver; "
            "scripts/check installs them as root)")
 
@@ -31,18 +27,7 @@ SHOTS = Path(__file__).resolve().parent.parent / "target" / "view-screenshots"
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM or ""
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,860",
-                "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-default-apps", "--disable-sync"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER or ""), options=options)
+    driver = headless_chromium(1280, 860)
     yield driver
     driver.quit()
 
@@ -63,11 +48,7 @@ def check_clean(driver: Any, *urls: str) -> None:
     """No console error, and every request the page made went to the views it opened."""
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
-    requested = set()
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            requested.add(message["params"]["request"]["url"])
+    requested = requested_urls(driver)
     assert requested, "the performance log recorded no request"
     outside = {u for u in requested if not u.startswith((*urls, "data:", "blob:"))}
     assert not outside, outside
