@@ -213,8 +213,7 @@ def build(out: Path, executed_dir: Path | None) -> None:
         shutil.rmtree(out)
     (out / "assets").mkdir(parents=True)
     shutil.copyfile(FONT, out / "assets" / FONT.name)
-    (out / "assets" / "OFL.txt").write_text(
-        (FONT.parent / "OFL.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copyfile(FONT.parent / "OFL.txt", out / "assets" / "OFL.txt")  # the font's licence
     linker = Linker(out, all_pages)
     exporter = SiteExporter(template_name="udplab_site",
                             extra_template_basedirs=[str(TEMPLATES)])
@@ -228,9 +227,8 @@ def build(out: Path, executed_dir: Path | None) -> None:
             else:
                 nb, how = as_notebook(source.read_text(encoding="utf-8")), "converted"
             nb.metadata["title"] = title_of(nb)
-            lang = "en" if page.lang == "en" else "zh-CN"
-            folder = "notebooks/zh" if lang != "en" else "notebooks"
-            nav = [(label, relative(by_source[src].url, page)) for label, src in NAV[lang]]
+            folder = "notebooks" if page.lang == "en" else "notebooks/zh"
+            nav = [(label, relative(by_source[src].url, page)) for label, src in NAV[page.lang]]
             nav += [(nb_path.stem[:2], relative(by_source[f"{folder}/{nb_path.name}"].url, page))
                     for nb_path in notebooks]
             twin = by_source[page.twin]

@@ -71,13 +71,10 @@ def test_every_page_has_its_twin_and_a_link_to_it(pages: dict[str, Any]) -> None
             soup = pages[page]
             assert soup.html.get("lang") == lang, f"site/{page}: <html lang> is not {lang!r}"
             link = soup.select_one("nav.site a.twin")
-            assert link is not None and link.get_text(strip=True) == label, site_path(page)
+            assert link is not None and link.get_text(strip=True) == label, (
+                f"site/{page}: no {label!r} link in its bar")
             target = resolve(page, link["href"])
             assert target == SITE / twin, f"site/{page} links to {link['href']}, not its twin"
-
-
-def site_path(page: str) -> str:
-    return f"site/{page}"
 
 
 def resolve(page: str, href: str) -> Path:
