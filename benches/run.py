@@ -618,7 +618,7 @@ def main():
         "--view",
         action="store_true",
         help="also run udplab watched by udplab.view with its page open in headless Chromium "
-        "as udplab-view",
+        "as udplab-view, and with no page open as udplab-view-no-page",
     )
     parser.add_argument(
         "--micro-only", action="store_true", help="only the socket micro-benchmark, no chat load"
@@ -651,6 +651,7 @@ def main():
         CONTENDERS["udplab-capture"] = udplab_argv + ["--capture", pcap]
     if args.view:
         CONTENDERS["udplab-view"] = udplab_argv + ["--view"]
+        CONTENDERS["udplab-view-no-page"] = udplab_argv + ["--view-no-page"]
     if args.baseline:
         CONTENDERS["udplab-base"] = list(udplab_argv)
         CONTENDER_ENV["udplab-base"] = {"PYTHONPATH": os.path.abspath(args.baseline)}

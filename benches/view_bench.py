@@ -11,9 +11,12 @@ two events: the message and its broadcast back).
    happened (the event's ``t``, placed on the same wall clock by the core): p50, p99, max over
    ``--seconds`` of traffic. It includes the view's gathering (10 ms) and holding back of
    out-of-order sightings (30 ms) on purpose: that is what a person waits.
-2. **frames**: once the page holds ``--shown`` events, the longest gap between two animation
-   frames (``requestAnimationFrame``) and the longest render, over ``--seconds`` of traffic at
-   ``--rate`` while following live, then while scrolled to the middle and paused.
+2. **frames**: once the page holds ``--shown`` events, the longest task that held the page up
+   (Chromium's long-task timing: every task over 50 ms is reported; none means none over 50)
+   and the longest redraw of the ladder, over ``--seconds`` of traffic at ``--rate`` while
+   following live, then while scrolled to the middle and paused, with a scroll every 0.25 s.
+3. **CPU**: the CPU seconds Chromium's processes and the chat's process used during (1),
+   per second of traffic.
 
 Prints one line per measure and the machine's load (``/proc/loadavg``) before and after: the
 machine is shared, and other work on it shows in the frame gaps first.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -46,6 +50,34 @@ def pace(client: udplab.ChatC, per_second: float, seconds: float, stop: threadin
             sent += 1
         time.sleep(0.001)
     return sent
+
+
+def browsers() -> list[int]:
+    """The process ids of every Chromium process (children of chromedriver's)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("chromium", "chrome", "headless_shell"):
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds of ``pids`` so far (from /proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -86,7 +118,15 @@ def main() -> None:
         per_second = args.rate / 2
 
         # 1. lag at the rate
+        cpu_before = cpu_seconds(browsers()), cpu_seconds([os.getpid()])
         sent = pace(client, per_second, args.seconds, stop)
+        cpu_after = cpu_seconds(browsers()), cpu_seconds([os.getpid()])
+        results["cpu_per_second"] = {
+            "chromium": round((cpu_after[0] - cpu_before[0]) / args.seconds, 3),
+            "chat and view": round((cpu_after[1] - cpu_before[1]) / args.seconds, 3)}
+        print(f"CPU per second of traffic: Chromium {results['cpu_per_second']['chromium']} s, "
+              f"this process (chat, view, sender) {results['cpu_per_second']['chat and view']} s",
+              flush=True)
         time.sleep(1.0)
         lag = driver.execute_script("return window.udplabView.perf.lag")
         results["sent"] = sent
@@ -125,8 +165,8 @@ def main() -> None:
                 " events: st.events.length, shown: st.shown};")
             results[phase] = perf
             print(f"frames {phase}, {perf['shown']} events shown: {perf['frames']} frames, "
-                  f"longest gap {perf['longest']:.1f} ms, longest render {perf['render']:.1f} ms",
-                  flush=True)
+                  f"longest task {perf['longest']:.1f} ms (0: none over 50 ms), longest redraw "
+                  f"{perf['render']:.1f} ms", flush=True)
         results["view"] = view.stats()
     finally:
         stop.set()

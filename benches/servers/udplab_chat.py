@@ -8,7 +8,8 @@ With ``--log-info`` the server logs as the notes configure it, ``logging.basicCo
 With ``--capture FILE`` the server writes every datagram to a pcap file (``capture=``), with a
 size cap large enough for the whole run; the file is removed at exit.
 With ``--view`` a ``udplab.view`` watches the server and one headless Chromium (apt's
-``chromium``) has its page open, drawing every event, before ``PORT`` is printed.
+``chromium``) has its page open, drawing every event, before ``PORT`` is printed; with
+``--view-no-page`` the view watches and serves, with no page open.
 Prints ``PORT <n>`` first, serves on 127.0.0.1 until stdin closes, SIGTERM or --max-seconds,
 then prints the server's counters (``chats.stats()``) as one JSON line on stderr.
 Needs udplab installed (``maturin develop --release`` in the repository).
@@ -54,6 +55,8 @@ def main():
     parser.add_argument("--capture", metavar="FILE", help="capture every datagram to FILE")
     parser.add_argument("--view", action="store_true",
                         help="watch with udplab.view, its page open in headless Chromium")
+    parser.add_argument("--view-no-page", action="store_true",
+                        help="watch with udplab.view, no page open")
     args = parser.parse_args()
     if args.log_info:
         logging.basicConfig(level=logging.INFO, filename=os.devnull)
@@ -62,6 +65,7 @@ def main():
     chats = udplab.ChatS("127.0.0.1", 0, args.inval, **capture)
     chats.start()
     page = open_view(chats) if args.view else None
+    quiet_view = udplab.view(chats, daemon=True) if args.view_no_page else None
     print("PORT", chats.addr[1], flush=True)
 
     stop = threading.Event()
@@ -80,6 +84,9 @@ def main():
     finally:
         chats.stop()
         stats = chats.stats()  # after stop(): the capture's counters are final
+        if quiet_view is not None:
+            stats["view"] = quiet_view.stats()
+            quiet_view.stop()
         if page is not None:
             view, browser, profile = page
             stats["view"] = view.stats()

@@ -45,7 +45,7 @@ log = logging.getLogger("udplab.web")
 DEFAULT_HISTORY = 10_000
 #: Events per second a view shows at most, by default: far more than a person can follow, and
 #: a bound on what watching costs a busy chat (the core drops the rest, counted, cheaply).
-DEFAULT_RATE = 2000
+DEFAULT_RATE = 1000
 #: Events queued for one page before the newest are dropped (and counted) for it.
 PAGE_QUEUE = 8192
 #: How long the feed thread waits for sightings before it looks at ``stop()`` and the held
@@ -450,7 +450,7 @@ def view(*objects: Watchable | Source, host: str = "127.0.0.1", port: int = 0,
     browser (in Jupyter, a view as a cell's last value shows the page inline).
 
     ``host``/``port``: where the page is served (loopback by default; any other address warns,
-    since anyone who reaches it can watch). ``rate``: events a second it shows at most (2000;
+    since anyone who reaches it can watch). ``rate``: events a second it shows at most (1000;
     when datagrams come faster, the newest are shown and the rest counted as ``dropped``, so
     watching a flood costs the chat little). ``history``: events kept for pages opened later.
     ``daemon``: as for ``ChatS``. Stop it with ``stop()`` or use it in ``with``.

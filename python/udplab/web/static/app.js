@@ -8,10 +8,14 @@
   const TOP = 12;
   const MARGIN = 130; // room left and right of the outer lifelines
   const SPACING = 170; // least room between two lifelines
-  // While events stream in, the ladder is redrawn at most this often (ms): a person sees no
-  // difference, and the browser leaves the machine's CPU to the chat. What a person does
-  // (a click, a scroll) is drawn at the next frame.
-  const STREAM_REDRAW = 80;
+  // While events stream in, the ladder is redrawn at most every STREAM_REDRAW ms, and the
+  // faster they come the less often: every event's arrival time in ms, times REDRAW_PER_EVENT,
+  // up to FLOOD_REDRAW. Nobody reads rows that scroll by faster, and painting is most of what
+  // the page costs the machine, which it shares with the chat. What a person does (a click,
+  // a scroll) is drawn at the next frame.
+  const STREAM_REDRAW = 60;
+  const REDRAW_PER_EVENT = 5;
+  const FLOOD_REDRAW = 1000;
   const MAX_EVENTS = 50000; // older events are let go (the page says so)
   const KINDS = ["message", "broadcast", "heartbeat", "quit", "join", "expire", "datagram"];
   const ENDS = ["lost", "queue_dropped", "refused", "socket_errors", "flushed", "send_errors"];
@@ -53,7 +57,8 @@
     urgent: false, // redraw at the next frame: a person did something
   };
   // What tests and benchmarks read.
-  // lag: seconds from each event's time to its arrival here (the first 100 000 events).
+  // lag: seconds from each event's time to its arrival here (the first 100 000 events);
+  // longest: the longest task that held the page up, in ms (tasks over 50 ms are reported).
   const perf = { frames: 0, longest: 0, lastRender: 0, longestRender: 0, renders: 0, lag: [] };
   window.udplabView = { st, perf };
 
@@ -119,7 +124,7 @@
     st.visible = [];
     st.visibleDone = [];
     for (let i = 0; i < st.shown; i++) pushVisible(i);
-    st.dirty = st.urgent = true;
+    poke();
   }
 
   function show(n) {
@@ -138,7 +143,7 @@
         st.visibleDone.pop();
       }
     }
-    st.dirty = true;
+    touch();
   }
 
   function addEvent(e) {
@@ -155,7 +160,7 @@
       st.shown = Math.max(0, st.shown - cut);
       rebuildVisible();
     }
-    st.dirty = true;
+    touch();
   }
 
   // ----- replay clock ------------------------------------------------------------------
@@ -401,16 +406,20 @@
     const first = Math.max(0, Math.floor((scroller.scrollTop - TOP) / ROW) - 2);
     const last = Math.min(rows, first + Math.ceil(scroller.clientHeight / ROW) + 4);
     svg.replaceChildren();
-    const lifelines = el("g", { class: "lifelines" }, svg);
-    for (const line of lay.lines) {
-      const x = lay.xs.get(line.name);
-      el("line", { class: "lifeline " + line.role, x1: x, y1: 0, x2: x, y2: Math.max(height, scroller.clientHeight) }, lifelines);
-    }
     // Rows above the window whose slanted arrows reach into it are drawn as well.
     let from = first;
     for (let r = first; r < last; r++) {
       const e = st.events[st.visible[r]];
       if (e.via) from = Math.min(from, startRow(e.t, r));
+    }
+    // Lifelines only where rows are drawn: a dashed line as tall as 10,000 rows costs the
+    // browser a dash for every 9 pixels of it at each redraw.
+    const lifelines = el("g", { class: "lifelines" }, svg);
+    const top = Math.max(0, rowY(from) - ROW);
+    const bottom = Math.max(rowY(last) + ROW, scroller.scrollTop + scroller.clientHeight);
+    for (const line of lay.lines) {
+      const x = lay.xs.get(line.name);
+      el("line", { class: "lifeline " + line.role, x1: x, y1: top, x2: x, y2: bottom }, lifelines);
     }
     drawRows(el("g", { class: "rows" }, svg), from, last, lay.xs, rowY);
     renderHeads(lay);
@@ -421,21 +430,55 @@
     perf.longestRender = Math.max(perf.longestRender, perf.lastRender);
   }
 
-  let previousFrame = null;
+  // Frames are asked for only when there is something to draw (a browser that animates an
+  // idle page still burns CPU the chat could use): at once after something a person did,
+  // else at most every STREAM_REDRAW ms while events stream in, and on every frame of a replay.
   let lastDrawn = -Infinity;
-  function frame(now) {
-    if (previousFrame !== null) {
-      perf.frames++;
-      perf.longest = Math.max(perf.longest, now - previousFrame);
+  let drawnCount = 0;
+  let scheduled = false;
+  function schedule() {
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(frame);
     }
-    previousFrame = now;
+  }
+
+  function touch() {
+    st.dirty = true;
+    schedule();
+  }
+
+  function poke() {
+    st.urgent = true;
+    touch();
+  }
+
+  function replaying() {
+    return st.replay && !st.paused && st.shown < st.events.length;
+  }
+
+  function frame(now) {
+    scheduled = false;
+    perf.frames++;
     tickReplay(now);
-    if (st.urgent || (st.dirty && now - lastDrawn >= STREAM_REDRAW)) {
+    const since = st.events.length - drawnCount;
+    const wait = Math.min(FLOOD_REDRAW, Math.max(STREAM_REDRAW, since * REDRAW_PER_EVENT));
+    if (st.urgent || (st.dirty && now - lastDrawn >= wait)) {
       st.dirty = st.urgent = false;
       lastDrawn = now;
+      drawnCount = st.events.length;
       render();
     }
-    requestAnimationFrame(frame);
+    if (replaying()) {
+      schedule();
+    } else if (st.dirty && !scheduled) {
+      // Not yet: come back when the wait is over (a timer, not a frame per vsync).
+      scheduled = true;
+      setTimeout(() => {
+        scheduled = false;
+        schedule();
+      }, Math.max(0, wait - (now - lastDrawn)));
+    }
   }
 
   // ----- Save SVG ----------------------------------------------------------------------
@@ -478,7 +521,7 @@
     st.paused = paused;
     if (!paused && !st.replay) show(st.events.length);
     lastTick = null;
-    st.dirty = st.urgent = true;
+    poke();
   }
 
   function step(by) {
@@ -494,7 +537,7 @@
     const rows = st.visible.length;
     const target = TOP + rows * ROW - scroller.clientHeight / 2;
     scroller.scrollTop = Math.max(0, target);
-    st.dirty = st.urgent = true;
+    poke();
   }
 
   function addCheckbox(container, value, text, hidden) {
@@ -524,7 +567,7 @@
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
     for (const span of $("kinds").querySelectorAll("span[data-key]")) span.textContent = t(span.dataset.key);
     document.title = t("title");
-    st.dirty = st.urgent = true;
+    poke();
   }
 
   function wire() {
@@ -533,7 +576,7 @@
     $("forward").addEventListener("click", () => step(1));
     $("follow").addEventListener("change", (ev) => {
       st.follow = ev.target.checked;
-      st.dirty = st.urgent = true;
+      poke();
     });
     $("speed").addEventListener("change", (ev) => { st.speed = Number(ev.target.value); });
     $("save").addEventListener("click", saveSvg);
@@ -548,16 +591,16 @@
         $("follow").checked = false;
       }
     }, { passive: true });
-    scroller.addEventListener("scroll", () => { st.dirty = st.urgent = true; }, { passive: true });
-    window.addEventListener("resize", () => { st.dirty = st.urgent = true; });
+    scroller.addEventListener("scroll", () => { poke(); }, { passive: true });
+    window.addEventListener("resize", () => { poke(); });
     for (const kind of KINDS) addCheckbox($("kinds"), kind, t(kind), st.hiddenKinds);
   }
 
   function connect() {
     const source = new EventSource("events");
-    source.onopen = () => { st.connected = true; st.dirty = true; };
+    source.onopen = () => { st.connected = true; touch(); };
     source.onmessage = (m) => addEvent(JSON.parse(m.data));
-    source.addEventListener("lifeline", (m) => { lifeline(JSON.parse(m.data)); st.dirty = true; });
+    source.addEventListener("lifeline", (m) => { lifeline(JSON.parse(m.data)); touch(); });
     source.addEventListener("status", (m) => {
       const s = JSON.parse(m.data);
       if (s.replay && !st.replay) {
@@ -565,15 +608,15 @@
         st.follow = true;
       }
       st.dropped = s.dropped || 0;
-      st.dirty = true;
+      touch();
     });
-    source.addEventListener("missed", (m) => { st.missed = JSON.parse(m.data).missed; st.dirty = true; });
+    source.addEventListener("missed", (m) => { st.missed = JSON.parse(m.data).missed; touch(); });
     source.addEventListener("end", () => {
       st.ended = true;
-      st.dirty = st.urgent = true;
+      poke();
       source.close();
     });
-    source.onerror = () => { st.connected = false; st.dirty = true; };
+    source.onerror = () => { st.connected = false; touch(); };
   }
 
   async function main() {
@@ -586,7 +629,13 @@
     wire();
     applyLanguage();
     connect();
-    requestAnimationFrame(frame);
+    // The longest task that held up the page (ms): what a person feels as a frozen page.
+    if (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes.includes("longtask")) {
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) perf.longest = Math.max(perf.longest, entry.duration);
+      }).observe({ type: "longtask" });
+    }
+    schedule();
   }
 
   main();
