@@ -111,6 +111,8 @@ def chat_example() -> Path:
     return binary
 
 
+# The fixture may compile the example (cold target/ on a loaded machine: over two minutes).
+@pytest.mark.timeout(900)
 def test_the_rust_example_chats_as_the_notes_programs_do(chat_example: Path) -> None:
     server = subprocess.Popen([str(chat_example), "server", "0", "--inval", "5"],
                               stderr=subprocess.PIPE, text=True, encoding="utf-8")
@@ -140,6 +142,7 @@ def test_the_rust_example_chats_as_the_notes_programs_do(chat_example: Path) -> 
             server.stderr.close()
 
 
+@pytest.mark.timeout(900)
 def test_the_rust_example_refuses_bad_arguments_with_one_line(chat_example: Path) -> None:
     done = subprocess.run([str(chat_example), "server", "70000"], capture_output=True,
                           text=True, timeout=30)
