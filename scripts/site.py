@@ -60,7 +60,9 @@ def pages() -> list[Page]:
     """Every page of the site, each with its twin."""
     pairs = [("README.md", "index.html", "README.zh-CN.md", "zh/index.html"),
              ("notebooks/README.md", "notebooks/index.html",
-              "notebooks/zh/README.md", "zh/notebooks/index.html")]
+              "notebooks/zh/README.md", "zh/notebooks/index.html"),
+             ("notebooks/LESSONS.md", "notebooks/lessons.html",
+              "notebooks/zh/LESSONS.md", "zh/notebooks/lessons.html")]
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         name = notebook.name
         pairs.append((f"notebooks/{name}", f"notebooks/{notebook.stem}.html",
@@ -130,12 +132,15 @@ def executed(source: Path, executed_dir: Path | None, specs: tuple[KernelSpecMan
     manager, name = specs
     start = time.monotonic()
     kernel = KernelManager(kernel_name=name, kernel_spec_manager=manager)
-    try:
-        NotebookClient(nb, km=kernel, timeout=60, kernel_name=name,
-                       resources={"metadata": {"path": str(source.parent)}}).execute()
-    finally:
-        if kernel.has_kernel:
-            kernel.shutdown_kernel(now=True)
+    # In a folder of its own, as a learner's first run: notebooks 7 and 8 write the lab files
+    # they grade there, which must not land in the repository's notebooks/.
+    with tempfile.TemporaryDirectory(prefix="udplab-site-") as folder:
+        try:
+            NotebookClient(nb, km=kernel, timeout=60, kernel_name=name,
+                           resources={"metadata": {"path": folder}}).execute()
+        finally:
+            if kernel.has_kernel:
+                kernel.shutdown_kernel(now=True)
     return nb, f"executed in {time.monotonic() - start:.1f} s"
 
 

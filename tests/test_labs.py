@@ -400,3 +400,8 @@ def test_the_command_gives_a_template_and_refuses_what_it_cannot_do(tmp_path: Pa
         done = udplab_grade(*args, cwd=tmp_path)
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_window_only_for_the_labs_that_have_one() -> None:
+    with pytest.raises(ValueError, match="stop-and-wait has no window"):
+        labs.run("stop-and-wait", reference("stop-and-wait", TEACHER), window=4)

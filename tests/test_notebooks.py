@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ EXERCISE = {"en": ("## Exercise", "# Check"), "zh": ("## 练习", "# 检查")}
 def _language(path: Path) -> str:
     return "zh" if path.parent.name == "zh" else "en"
 
-#: One notebook per section of the notes, in reading order, with the section's own heading.
+#: One notebook per section of the notes, in reading order, with the section's own heading; then
+#: the ones that go on from the notes (the labs' 07 and 08), with a Chinese heading of their own.
 SECTIONS = {
     "01_udp_server.ipynb": "UDP服务器端",
     "02_udp_client.ipynb": "UDP客户端",
@@ -51,6 +53,8 @@ SECTIONS = {
     "04_heartbeat.ipynb": "心跳机制",
     "05_udp_vs_tcp.ipynb": "UDP与TCP的对比",
     "06_network_not_ideal.ipynb": "网络并不理想",
+    "07_round_trips_and_timeouts.ipynb": "往返时间与超时",
+    "08_reliable_transfer.ipynb": "可靠传输",
 }
 
 WALL_LIMIT = 30.0  # seconds per full run of a notebook
@@ -113,12 +117,17 @@ ADDS_UP = {
     "zh/03_group_chat.ipynb": r"(\d+) 条记录：服务器端收到的 (\d+) 个数据报和它发出的 (\d+) 个",
 }
 
-#: Where the sample answers to the exercises are kept (the check cells say so when they use one).
-SAMPLES = "answers.py"
+#: The answers to the exercises: kept out of the notebooks (a teacher withholds them), put in by
+#: this test before a notebook's second run. ``teacher/notebooks/[zh/]NN_name.py`` is the code of
+#: a notebook's answer cell; ``teacher/labs/[zh/]`` has the lab files notebooks 7 and 8 grade.
+TEACHER = NOTEBOOK_DIR.parent / "teacher"
+#: What a check cell says before the exercise is done, and after (lower-cased).
+NOT_DONE = {"en": "not done yet", "zh": "还没有完成"}
+CORRECT = {"en": "correct", "zh": "正确"}
 
 #: Threads the notebooks start (udplab's named threads and the notebooks' own helpers), by the
 #: name a thread has or starts with.
-OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link"}
+OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link", "echo"}
 
 #: Run in the kernel after a full run: which of our threads are alive, how many sockets are open.
 PROBE = """
@@ -166,10 +175,45 @@ def test_committed_clean(path: Path) -> None:
     assert exercise in markdown
     checks = [i for i, c in enumerate(nb.cells) if c.source.startswith(check)]
     assert len(checks) == 1 and nb.cells[checks[0]].cell_type == "code"
-    # The learner meets an empty answer first: the cell above the check only raises.
-    answer = nb.cells[checks[0] - 1]
-    assert answer.cell_type == "code" and "raise NotImplementedError" in answer.source
-    assert "answers.yours_or_sample(" in nb.cells[checks[0]].source
+    # The learner meets an empty answer first: the cell above the check only raises (or writes
+    # a lab's template to a file, which raises where it is to be filled in).
+    answer, check_code = nb.cells[checks[0] - 1], nb.cells[checks[0]].source
+    assert answer.cell_type == "code"
+    if answer.source.startswith("%%writefile "):
+        from udplab.labs import LABS, template
+
+        [lab] = [name for name, spec in LABS.items()
+                 if answer.source.split("\n", 1)[0].endswith(f" {spec.stem}.py")]
+        assert answer.source.split("\n", 1)[1] == template(lab, _language(path)).rstrip("\n")
+        assert f'udplab.labs.grade("{lab}"' in check_code
+    elif "write_template(" in answer.source:
+        assert "udplab.labs.grade(" in check_code
+    else:
+        assert "raise NotImplementedError" in answer.source
+        assert "with checking(" in check_code
+        assert _answer(path).is_file(), f"no answer for {path.name} in teacher/notebooks"
+    assert "import answers" not in check_code, "a check never falls back to an answer"
+
+
+def _answer(path: Path) -> Path:
+    """The teacher's answer to a notebook's exercise: the code of its answer cell."""
+    return TEACHER / "notebooks" / path.relative_to(NOTEBOOK_DIR).with_suffix(".py")
+
+
+def _put_in_the_answers(nb: nbformat.NotebookNode, path: Path, folder: Path) -> None:
+    """What a learner who has done the exercise has: the teacher's code in the answer cell, and
+    the reference solutions as the lab files in the notebook's folder."""
+    labs = TEACHER / "labs" / ("zh" if _language(path) == "zh" else "")
+    for solution in labs.glob("*.py"):
+        shutil.copy(solution, folder / solution.name)
+    check = EXERCISE[_language(path)][1]
+    [index] = [i for i, c in enumerate(nb.cells) if c.source.startswith(check)]
+    answer = nb.cells[index - 1]
+    if answer.source.startswith("%%writefile "):
+        magic = answer.source.split("\n", 1)[0]
+        answer.source = magic + "\n" + (labs / magic.split()[-1]).read_text(encoding="utf-8")
+    elif "write_template(" not in answer.source:
+        answer.source = _answer(path).read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +249,10 @@ def _outputs_text(cell: nbformat.NotebookNode) -> str:
     return "".join(parts)
 
 
-def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: int) -> float:
-    check = EXERCISE["zh" if name.startswith("zh/") else "en"][1]
+def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: int,
+             answered: bool) -> float:
+    language = "zh" if name.startswith("zh/") else "en"
+    check = EXERCISE[language][1]
     start = time.monotonic()
     for index, cell in enumerate(nb.cells):
         client.execute_cell(cell, index)  # raises CellExecutionError on any error
@@ -218,7 +264,13 @@ def _run_all(client: NotebookClient, nb: nbformat.NotebookNode, name: str, run: 
         streams = {out.name for out in cell.get("outputs", []) if out.output_type == "stream"}
         assert streams <= {"stdout"}, f"{name} cell {index} wrote to {streams}:\n{text}"
         if cell.source.startswith(check):
-            assert SAMPLES in text, f"{name}: the check should say it used {SAMPLES}:\n{text}"
+            said = text.lower()
+            if answered:
+                assert CORRECT[language] in said and NOT_DONE[language] not in said, (
+                    f"{name} run {run}: the answer should pass the check:\n{text}")
+            else:
+                assert NOT_DONE[language] in said and CORRECT[language] not in said, (
+                    f"{name} run {run}: with no answer the check should say not done yet:\n{text}")
         cut = LOG_INSIDE_A_LINE.search(text)
         assert not cut, f"{name} run {run}, cell {index}: a log line inside another:\n{text}"
     if name in ADDS_UP:
@@ -261,20 +313,25 @@ def _client(nb: nbformat.NotebookNode, specs: KernelSpecManager, folder: Path) -
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
-def test_runs_twice_in_one_kernel(path: Path, kernel_specs: KernelSpecManager) -> None:
+def test_runs_twice_in_one_kernel(path: Path, kernel_specs: KernelSpecManager,
+                                  tmp_path: Path) -> None:
+    """The first run is the learner's first: the exercise not done, the check says so. The
+    second has the answers put in, and the check passes. The notebook runs in a folder of its
+    own, where notebooks 7 and 8 write the learner's lab files."""
     nb = nbformat.read(path, as_version=4)
-    client = _client(nb, kernel_specs, path.parent)
+    client = _client(nb, kernel_specs, tmp_path)
     start = time.monotonic()
     # cleanup_kc: shut the kernel down and close its channels, although we made its manager.
     with client.setup_kernel(cleanup_kc=True):
-        first = _run_all(client, nb, _name(path), run=1)
+        first = _run_all(client, nb, _name(path), run=1, answered=False)
         keep = os.environ.get("UDPLAB_EXECUTED_NOTEBOOKS")
         if keep:  # scripts/site builds the site from this run instead of running it again
             (Path(keep) / _name(path)).parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, Path(keep) / _name(path))
         total = time.monotonic() - start  # includes starting the kernel
         after_first = _probe(client)
-        second = _run_all(client, nb, _name(path), run=2)
+        _put_in_the_answers(nb, path, tmp_path)
+        second = _run_all(client, nb, _name(path), run=2, answered=True)
         after_second = _probe(client)
     assert total < WALL_LIMIT, f"{path.name}: {total:.1f} s (cells {first:.1f} s) > {WALL_LIMIT} s"
     assert second < WALL_LIMIT, f"{path.name}: second run took {second:.1f} s"

@@ -2,8 +2,9 @@
 
 Every English notebook has a Chinese twin of the same name with the same cells in the same order,
 and each code cell runs the same code: only comments and string literals may differ (they are
-translated). So a change made to one notebook and not to its twin fails here. The sample answers
-(``answers.py``) are twins in the same way.
+translated). So a change made to one notebook and not to its twin fails here. The answers to the
+exercises (``teacher/notebooks/``) are twins in the same way, and so are the labs' templates and
+reference solutions.
 
 ``README.zh-CN.md`` is the twin of ``README.md``: the same sections (headings of the same levels)
 in the same order, in each section the same code blocks (comments and strings translated) and
@@ -72,11 +73,17 @@ def test_twins_have_the_same_cells_and_code(english: Path) -> None:
             assert HAN.search(zh.source), f"zh/{twin.name} cell {index} is not in Chinese"
 
 
-def test_the_sample_answers_are_twins() -> None:
-    english = (NOTEBOOKS / "answers.py").read_text(encoding="utf-8")
-    chinese = (ZH / "answers.py").read_text(encoding="utf-8")
-    assert code_only(chinese) == code_only(english)
-    assert HAN.search(chinese)
+ANSWERS = sorted((NOTEBOOKS.parent / "teacher" / "notebooks").glob("*.py"))
+
+
+@pytest.mark.parametrize("english", ANSWERS, ids=lambda p: p.stem)
+def test_the_answers_are_twins(english: Path) -> None:
+    """The teacher's answers to the notebooks' exercises, in teacher/notebooks/ and zh/."""
+    assert len(ANSWERS) == 6
+    chinese = english.parent / "zh" / english.name
+    assert code_only(chinese.read_text(encoding="utf-8")) == code_only(
+        english.read_text(encoding="utf-8"))
+    assert HAN.search(chinese.read_text(encoding="utf-8"))
 
 
 def test_code_only_sets_aside_text_and_nothing_else() -> None:
@@ -255,3 +262,26 @@ def test_the_labs_files_are_twins(english: Path, chinese: Path) -> None:
     assert code_only(zh) == code_only(en), f"{chinese} runs other code than {english}"
     assert HAN.search(zh.split('"""')[1]), f"{chinese}: the module's docstring is not in Chinese"
     assert not english_comments(zh), f"{chinese}: comments left in English"
+
+
+#: Other pages with a Chinese twin: the lesson plan, and the teacher's folder's README.
+DOCUMENTS = [(NOTEBOOKS / "LESSONS.md", ZH / "LESSONS.md"),
+             (ROOT / "teacher" / "README.md", ROOT / "teacher" / "README.zh-CN.md")]
+
+
+@pytest.mark.parametrize(("english", "chinese"), DOCUMENTS, ids=["lessons", "teacher"])
+def test_the_other_documents_are_twins(english: Path, chinese: Path) -> None:
+    en = sections(english.read_text(encoding="utf-8"))
+    zh = sections(chinese.read_text(encoding="utf-8"))
+    require([s.level for s in en] == [s.level for s in zh],
+            f"{chinese.name}: other sections than {english.name}:\n{outline(en)}\n{outline(zh)}")
+    for e, z in zip(en, zh):
+        where = f"{chinese.relative_to(ROOT)}, section {z.name()!r}"
+        require([lang for lang, _ in e.code_blocks] == [lang for lang, _ in z.code_blocks]
+                and all(same_code(lang, a, b) for (lang, a), (_, b)
+                        in zip(e.code_blocks, z.code_blocks)), f"{where}: other code")
+        require(len(e.table_rows) == len(z.table_rows), f"{where}: other table rows")
+        for e_row, z_row in zip(e.table_rows, z.table_rows):
+            require(sorted(CODE_SPAN.findall(e_row)) == sorted(CODE_SPAN.findall(z_row)),
+                    f"{where}: a row names other code:\n{e_row}\n{z_row}")
+        require(HAN.search(z.title + "".join(z.prose)) is not None, f"{where}: not in Chinese")

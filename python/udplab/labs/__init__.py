@@ -9,6 +9,7 @@ so that a teacher can withhold them (:func:`reference`).
 
 from __future__ import annotations
 
+from ._harness import load
 from .grading import IDLE_LIMIT, TIME_LIMIT, Report, Row, grade, reference, run
 from .pinger import EchoServer
 from .spec import LABS, TIERS, Lab
@@ -24,6 +25,7 @@ __all__ = [
     "Report",
     "Row",
     "grade",
+    "load",
     "reference",
     "run",
     "template",

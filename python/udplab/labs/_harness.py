@@ -74,7 +74,9 @@ def describe(error: BaseException, student: Path) -> dict[str, Any]:
     }
 
 
-def load(student: Path) -> ModuleType:
+def load(student: str | os.PathLike[str]) -> ModuleType:
+    """The module of the Python file ``student``, loaded afresh on every call (so an edited file
+    is seen as it is now), as the grader loads a student's file."""
     spec = importlib.util.spec_from_file_location("student_lab", student)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {student} as Python")
@@ -100,8 +102,9 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def run_pinger(channel: TextIO, lab: Lab, module: ModuleType, student: Path,
-               orders: dict[str, Any]) -> None:
+def run_pinger(channel: TextIO, module: ModuleType, student: Path, orders: dict[str, Any],
+               sock: Any) -> None:
+    """The estimator put through RFC 6298's steps, then ``ping`` and ``summarize``."""
     estimator_class = module.RttEstimator
     ok, wrong = _call(channel, "RttEstimator", student, pinger.check_estimator, estimator_class)
     if not ok:
@@ -112,13 +115,10 @@ def run_pinger(channel: TextIO, lab: Lab, module: ModuleType, student: Path,
     ok, estimator = _call(channel, "RttEstimator", student, estimator_class)
     if not ok:
         return
-    count = orders["count"]
-    with udplab.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        start = time.monotonic()
-        ok, rtts = _call(channel, "ping", student, module.ping, sock,
-                         tuple(orders["link"]), count, estimator)
-        seconds = time.monotonic() - start
+    start = time.monotonic()
+    ok, rtts = _call(channel, "ping", student, module.ping, sock, tuple(orders["link"]),
+                     orders["count"], estimator)
+    seconds = time.monotonic() - start
     if not ok:
         return
     if not isinstance(rtts, (list, tuple)) or not all(
@@ -137,6 +137,7 @@ def run_pinger(channel: TextIO, lab: Lab, module: ModuleType, student: Path,
 
 def run_transfer(channel: TextIO, lab: Lab, module: ModuleType, student: Path,
                  orders: dict[str, Any], work: Path, receiver: Any, sender: Any) -> None:
+    """``receive`` on a thread, ``send`` on this one; what arrived goes to ``received.bin``."""
     data = (work / "data.bin").read_bytes()
     window = {} if orders.get("window") is None else {"window": orders["window"]}
     peer = tuple(orders["link"])
@@ -177,8 +178,7 @@ def main(argv: list[str]) -> int:
     if missing:
         _report(channel, "missing", names=missing)
         return 0
-    # The receiver's socket first, since the link needs its address; the sender's too, so that
-    # the student's code gets two sockets alike.
+    # The receiver's socket, whose address the link needs, and the sender's (the pinger's).
     sockets = [udplab.socket(), udplab.socket()]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -188,7 +188,7 @@ def main(argv: list[str]) -> int:
         return 0  # the grader gave up on us
     orders = json.loads(line)
     if lab.kind == "pinger":
-        run_pinger(channel, lab, module, student, orders)
+        run_pinger(channel, module, student, orders, sockets[1])
     else:
         run_transfer(channel, lab, module, student, orders, work, *sockets)
     _report(channel, "finished")

@@ -110,14 +110,15 @@ def reference(lab: str, teacher: str | os.PathLike[str] | None = None) -> Path:
     source. ``FileNotFoundError`` says where it was looked for."""
     stem = lab_named(lab).stem
     folder = teacher_folder(teacher)
-    why = ("the reference solutions are not installed with udplab (so that students do not get "
-           "them); they are in teacher/labs/ of udplab's source. Give that teacher/ folder with "
-           "--teacher (or UDPLAB_TEACHER)")
+    why = _("the reference solutions are not installed with udplab (so that students do not "
+            "get them); they are in teacher/labs/ of udplab's source: give that teacher/ folder "
+            "(--teacher DIR, or UDPLAB_TEACHER)")
     if folder is None:
         raise FileNotFoundError(why)
     path = folder / "labs" / f"{stem}.py"
     if not path.is_file():
-        raise FileNotFoundError(f"no reference solution at {path}: {why}")
+        raise FileNotFoundError(_("no reference solution at {path}: {why}").format(path=path,
+                                                                                   why=why))
     return path
 
 
@@ -183,7 +184,6 @@ class _Outcome:
 
     reports: dict[str, dict[str, Any]]
     ended: str  # "finished", "crashed", "exited", "idle", "time" or "startup"
-    wall: float
     stats: dict[str, Any]
     records: list[Any]
     link: tuple[Any, ...]
@@ -325,6 +325,8 @@ def run(lab: str, student: str | os.PathLike[str], *, seed: int = 1, tier: str =
     ``size``: bytes to transfer instead of the lab's; ``window``: passed to the student's
     functions instead of the lab's."""
     spec = lab_named(lab)
+    if window is not None and spec.window is None:
+        raise ValueError(f"{spec.name} has no window: give window=None")
     if tier not in TIERS:
         raise ValueError(f"no tier named {tier!r}: the tiers are {', '.join(TIERS)}")
     path = Path(student).resolve()
@@ -344,7 +346,6 @@ def run(lab: str, student: str | os.PathLike[str], *, seed: int = 1, tier: str =
 
 def _execute(lab: Lab, student: Path, work: Path, seed: int, options: dict[str, Any],
              order: dict[str, Any], limit: float, idle: float) -> _Outcome:
-    start = time.monotonic()
     child = _Child(lab, student, work)
     reports: dict[str, dict[str, Any]] = {}
     echo = pinger.EchoServer() if lab.kind == "pinger" else None
@@ -375,8 +376,8 @@ def _execute(lab: Lab, student: Path, work: Path, seed: int, options: dict[str, 
             echo.stop()
         child.end()
     records = list(read_capture(capture)) if capture.exists() else []
-    return _Outcome(reports, ended, time.monotonic() - start, stats, records, link_addr,
-                    child.proc.returncode, child.stderr)
+    return _Outcome(reports, ended, stats, records, link_addr, child.proc.returncode,
+                    child.stderr)
 
 
 def _watch(child: _Child, link: Link, reports: dict[str, dict[str, Any]], limit: float,
