@@ -405,3 +405,20 @@ def test_the_command_gives_a_template_and_refuses_what_it_cannot_do(tmp_path: Pa
 def test_a_window_only_for_the_labs_that_have_one() -> None:
     with pytest.raises(ValueError, match="stop-and-wait has no window"):
         labs.run("stop-and-wait", reference("stop-and-wait", TEACHER), window=4)
+
+
+def test_a_person_at_a_terminal_sees_each_run_as_it_ends() -> None:
+    import pexpect
+
+    env = {**os.environ, "UDPLAB_LANG": "en"}
+    child = pexpect.spawn(sys.executable, ["-m", "udplab", "grade", "stop-and-wait", "--reference",
+                                           "--teacher", str(TEACHER), "--tier", "basic",
+                                           "--seeds", "3"],
+                          env=env, encoding="utf-8", timeout=60)
+    child.expect(r"\n +1  basic +PASS ")
+    # Seed 2 waits out 13 timeouts of 0.1 s: its line, and the end, are still to come.
+    assert child.isalive(), "the first line should show before the grading ends"
+    child.expect(r"3 of 3 runs passed\.")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
