@@ -106,6 +106,14 @@ class UdpSocket:
         """Receive one datagram: ``(data, address)``. A longer datagram is truncated to
         ``bufsize`` bytes and the rest discarded. ``bufsize`` must be positive."""
 
+    def _recv_batch(
+        self, max_count: int, wait: float | None, /
+    ) -> tuple[list[tuple[bytes, _Address]], OSError | None]:
+        """For ``udplab.aio``: up to ``max_count`` whole datagrams in one call, waiting up to
+        ``wait`` seconds for the first (``None``: until one comes or the socket is closed;
+        ``0``: not at all), never for the rest. Returns them with the ``OSError`` that ended
+        the batch after some datagrams (raised instead when none came before it), or None."""
+
     def recv(self, bufsize: int, /) -> bytes:
         """Receive one datagram's data (truncated to ``bufsize``)."""
 
@@ -222,6 +230,12 @@ class ChatClient:
     def set_heartbeat(self, interval: float | None) -> None: ...
     def send(self, msg: _BufferLike) -> None: ...
     def recv(self, timeout: float | None = None) -> bytes: ...
+    def recv_many(self, timeout: float | None, max_count: int) -> list[bytes]:
+        """Up to ``max_count`` queued datagrams, waiting up to ``timeout`` seconds (``None``:
+        until one comes or the client stops) for the first."""
+
+    def try_send(self, msg: _BufferLike) -> None:
+        """Sends without waiting for room in the send buffer (``BlockingIOError`` if full)."""
     def stop(self) -> None:
         """Send the quit word, end both loops, close the socket. Idempotent."""
 

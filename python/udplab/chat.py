@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _background, _core
 from ._background import (
@@ -56,30 +56,56 @@ def _word(name: str, value: object) -> bytes:
     return bytes(value)
 
 
+Notice = tuple[float, str, Address, bytes]
+"""What the server tells its callbacks: ``(time, kind, address, payload)``."""
+Callbacks = tuple[
+    Optional[Callable[[Address], object]],
+    Optional[Callable[[Address, bytes], object]],
+    Optional[Callable[[Address, str], object]],
+]
+
+
+def _callback(callbacks: Callbacks, notice: Notice) -> tuple[str, Callable[..., object], tuple[
+        object, ...]] | None:
+    """Which callback a notice calls and with what: ``(name, function, arguments)``."""
+    on_join, on_message, on_leave = callbacks
+    _at, kind, addr, payload = notice
+    if kind == "join" and on_join is not None:
+        return "on_join", on_join, (addr,)
+    if kind == "message" and on_message is not None:
+        return "on_message", on_message, (addr, payload)
+    if kind in ("quit", "expire") and on_leave is not None:
+        return "on_leave", on_leave, (addr, kind)
+    return None
+
+
+def _call_back(callbacks: Callbacks) -> Callable[[list[Notice]], None]:
+    """Runs each notice's callback on this thread; an exception is logged."""
+
+    def handle(notices: list[Notice]) -> None:
+        for notice in notices:
+            call = _callback(callbacks, notice)
+            if call is None:
+                continue
+            name, fn, args = call
+            try:
+                fn(*args)
+            except BaseException:  # SystemExit too: it would end this thread and every callback
+                log.exception("chat callback %s%r raised; the server goes on", name, args)
+
+    return handle
+
+
 def _dispatch(
-    core: _core.ChatServer,
-    stopped: threading.Event,
-    on_join: Callable[[Address], object] | None,
-    on_message: Callable[[Address, bytes], object] | None,
-    on_leave: Callable[[Address, str], object] | None,
+    core: _core.ChatServer, stopped: threading.Event, handle: Callable[[list[Notice]], None]
 ) -> None:
-    """Run callbacks for the server's notices, off the receive path, until stopped."""
-
-    def call(name: str, fn: Callable[..., object], *args: object) -> None:
-        try:
-            fn(*args)
-        except BaseException:  # SystemExit too: it would end this thread and every callback
-            log.exception("chat callback %s%r raised; the server goes on", name, args)
-
+    """Hand the server's notices to ``handle``, a batch at a time, off the receive path, until
+    stopped (and the last ones after)."""
     while True:
         last_round = stopped.is_set()
-        for _at, kind, addr, payload in core.wait_notices(_NOTICE_WAIT):
-            if kind == "join" and on_join is not None:
-                call("on_join", on_join, addr)
-            elif kind == "message" and on_message is not None:
-                call("on_message", on_message, addr, payload)
-            elif kind in ("quit", "expire") and on_leave is not None:
-                call("on_leave", on_leave, addr, kind)
+        notices = core.wait_notices(_NOTICE_WAIT)
+        if notices:
+            handle(notices)
         if last_round:
             return
 
@@ -151,7 +177,7 @@ class ChatS(_Background[_core.ChatServer]):
             history=_count("history", history, 0),
             spin=_spin(spin),
         )
-        self._callbacks = (on_join, on_message, on_leave)
+        self._callbacks: Callbacks = (on_join, on_message, on_leave)
         super().__init__(daemon, capture, capture_limit)
 
     def start(self) -> None:
@@ -159,20 +185,27 @@ class ChatS(_Background[_core.ChatServer]):
         with self._lock:
             self._refuse_if_running()
             refresh_logging()
-            notify = any(cb is not None for cb in self._callbacks)
+            handle = self._notice_handler()
+            notify = handle is not None
             stopped = self._stopped = threading.Event()
 
             def threads(core: _core.ChatServer) -> list[threading.Thread]:
                 made = [threading.Thread(target=_serve, args=(core, stopped, log, "chat server"),
                                          name="servicer")]
-                if notify:
+                if handle is not None:
                     made.append(threading.Thread(
-                        target=_dispatch, args=(core, stopped, *self._callbacks),
-                        name="callbacks"))
+                        target=_dispatch, args=(core, stopped, handle), name="callbacks"))
                 return made
 
             self._launch(lambda: _core.ChatServer(self._ip, self._port, self._inval,
                                                   notify=notify, **self._options), threads)
+
+    def _notice_handler(self) -> Callable[[list[Notice]], None] | None:
+        """What the thread ``callbacks`` does with each batch of notices (``None``: no such
+        thread, and the core keeps no notices)."""
+        if all(cb is None for cb in self._callbacks):
+            return None
+        return _call_back(self._callbacks)
 
     def stop(self) -> None:
         """Stop receiving, free the port and forget the clients. Idempotent; returns once the

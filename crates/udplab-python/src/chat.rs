@@ -311,6 +311,26 @@ impl PyChatClient {
         py.detach(|| self.inner.send(payload)).map_err(os_error)
     }
 
+    /// Sends without waiting for buffer space: `BlockingIOError` when it is full.
+    fn try_send(&self, msg: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data(msg)?;
+        let payload: &[u8] = &bytes;
+        self.inner.try_send(payload).map_err(os_error)
+    }
+
+    /// Up to `max_count` queued datagrams, waiting up to `timeout` seconds for the first.
+    #[pyo3(signature = (timeout, max_count))]
+    fn recv_many<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        max_count: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let wait = super::timeout(timeout)?;
+        let got = blocking(py, |check| self.inner.recv_many(wait, max_count, check))?;
+        PyList::new(py, got.iter().map(|d| PyBytes::new(py, d)))
+    }
+
     #[pyo3(signature = (timeout = None))]
     fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
         let wait = super::timeout(timeout)?;

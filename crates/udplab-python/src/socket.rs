@@ -1,10 +1,12 @@
 //! `udplab.UdpSocket`: Python's `socket.socket` for datagrams, backed by [`udplab::socket`].
 
+use std::cell::RefCell;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use super::{
     address_tuple, blocking, bufsize, family_from, os_error, os_error_code, timeout, AF_INET,
@@ -12,7 +14,13 @@ use super::{
 };
 use udplab::platform::consts::{IPPROTO_UDP, SOCK_CLOEXEC, SOCK_NONBLOCK};
 use udplab::platform::errno;
-use udplab::socket::{Family, UdpSocket};
+use udplab::socket::{self as core_socket, Family, UdpSocket};
+
+thread_local! {
+    /// The receive buffer of `_recv_batch`: one whole datagram, reused by every call on the
+    /// thread.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; MAX_DATAGRAM]);
+}
 
 /// A UDP socket with the methods, arguments and errors of Python's `socket.socket`.
 #[pyclass(name = "UdpSocket", module = "udplab", frozen)]
@@ -106,6 +114,48 @@ impl PyUdpSocket {
         let mut buf = vec![0u8; bufsize_alloc(bufsize, "recv")?];
         let n = blocking(py, |check| self.inner.recv_checked(&mut buf, check))?;
         Ok(PyBytes::new(py, &buf[..n]))
+    }
+
+    /// For `udplab.aio`: receives up to `max_count` datagrams in one call, whole. Waits up to
+    /// `wait` seconds for the first (`None`: until one comes or the socket is closed; `0`: not
+    /// at all, and then the GIL is kept: nothing blocks), never for the others. Returns
+    /// `([(data, address), ...], error)`: `error` is the `OSError` that ended a batch after
+    /// some datagrams (raised instead when none came before it), else `None`.
+    #[pyo3(signature = (max_count, wait, /))]
+    fn _recv_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max_count: usize,
+        wait: Option<f64>,
+    ) -> PyResult<(Bound<'py, PyList>, Option<Bound<'py, PyAny>>)> {
+        let wait = timeout(wait)?;
+        let mut got: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+        let mut receive = |check: core_socket::Check<'_>| {
+            SCRATCH.with_borrow_mut(|buf| {
+                let (n, err) = self
+                    .inner
+                    .recv_many(max_count, wait, buf, check, |d, from| {
+                        got.push((d.to_vec(), from))
+                    });
+                match err {
+                    Some(e) if n == 0 => Err(e),
+                    other => Ok(other),
+                }
+            })
+        };
+        let err = if wait == Some(Duration::ZERO) {
+            receive(&mut || Ok(())).map_err(os_error)?
+        } else {
+            blocking(py, receive)?
+        };
+        let list = PyList::empty(py);
+        for (data, from) in got {
+            list.append((PyBytes::new(py, &data), address_tuple(py, from)?))?;
+        }
+        Ok((
+            list,
+            err.map(|e| os_error(e).into_value(py).into_bound(py).into_any()),
+        ))
     }
 
     /// Closes the socket. Closing twice is allowed.

@@ -236,15 +236,22 @@ impl ChatClient {
         lock(&self.endpoint).clone().ok_or_else(closed_error)
     }
 
-    fn send_raw(&self, data: &[u8]) -> io::Result<usize> {
+    fn send_raw(&self, data: &[u8], wait: bool) -> io::Result<usize> {
         let endpoint = self.endpoint()?;
+        let send = |data| {
+            if wait {
+                endpoint.send(data)
+            } else {
+                endpoint.try_send(data)
+            }
+        };
         let at = Instant::now();
-        let sent = match endpoint.send(data) {
+        let sent = match send(data) {
             // A connected socket reports an earlier datagram's ICMP "port unreachable" on the
             // next call, which then sends nothing: that error is stale, so send once more.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                 self.watched(|w, now| w.failed(&e, now));
-                endpoint.send(data)
+                send(data)
             }
             other => other,
         };
@@ -257,7 +264,15 @@ impl ChatClient {
     /// Sends a chat message (waiting at most [`SEND_WAIT`](crate::timing::SEND_WAIT) for
     /// buffer space).
     pub fn send(&self, data: &[u8]) -> io::Result<()> {
-        self.send_raw(data)?;
+        self.send_raw(data, true)?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`send`](Self::send) without waiting: `WouldBlock` when the send buffer is full and
+    /// nothing was sent.
+    pub fn try_send(&self, data: &[u8]) -> io::Result<()> {
+        self.send_raw(data, false)?;
         self.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -345,7 +360,7 @@ impl ChatClient {
             // An interval too long for `Instant` means no further heartbeat, not a panic.
             hb.next = now.checked_add(interval);
             drop(hb);
-            match self.send_raw(&self.words.heartbeat) {
+            match self.send_raw(&self.words.heartbeat, true) {
                 Ok(_) => {
                     self.heartbeats.fetch_add(1, Ordering::Relaxed);
                     debug!("chat heartbeat to {}", self.server);
@@ -366,11 +381,25 @@ impl ChatClient {
     /// `check` every slice. Datagrams received before [`stop`](Self::stop) are still returned
     /// after it; then the error is `EBADF`.
     pub fn recv(&self, timeout: Option<Duration>, check: Check<'_>) -> io::Result<Vec<u8>> {
+        let mut one = self.recv_many(timeout, 1, check)?;
+        Ok(one.pop().unwrap_or_default())
+    }
+
+    /// Takes up to `max` (at least one) received datagrams, oldest first, waiting as
+    /// [`recv`](Self::recv) does for the first: how an event loop takes what is queued in one
+    /// call.
+    pub fn recv_many(
+        &self,
+        timeout: Option<Duration>,
+        max: usize,
+        check: Check<'_>,
+    ) -> io::Result<Vec<Vec<u8>>> {
         let deadline = deadline(timeout);
         let mut inbox = lock(&self.inbox);
         loop {
-            if let Some(data) = inbox.pop_front() {
-                return Ok(data);
+            if !inbox.is_empty() {
+                let n = inbox.len().min(max.max(1));
+                return Ok(inbox.drain(..n).collect());
             }
             if self.is_stopped() {
                 return Err(closed_error());
@@ -652,6 +681,40 @@ mod tests {
             )
         );
         assert_eq!(named(None), (None, vec!["user".into(), "hb".into()]));
+    }
+
+    #[test]
+    fn recv_many_takes_in_order_and_try_send_sends() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let client = Arc::new(
+            ChatClient::connect(server.local_addr().unwrap(), ClientConfig::default()).unwrap(),
+        );
+        let threads = client.spawn().unwrap();
+        client.try_send(b"hi").unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        for word in [&b"one"[..], b"two", b"three"] {
+            server.send_to(word, from).unwrap();
+        }
+        let mut got = Vec::new();
+        let wait = Some(Duration::from_secs(5));
+        while got.len() < 3 {
+            let batch = client.recv_many(wait, 2, &mut || Ok(())).unwrap();
+            assert!((1..=2).contains(&batch.len()));
+            got.extend(batch);
+        }
+        assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(client.stats().sent, 1);
+        client.stop();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let err = client.recv_many(wait, 2, &mut || Ok(())).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(errno::EBADF));
     }
 
     #[test]

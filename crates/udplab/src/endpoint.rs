@@ -147,14 +147,7 @@ pub struct Options {
     pub broadcast: bool,
 }
 
-/// The error of a receive woken without a sender while nobody stopped the loop: the socket was
-/// shut down by another thread or a forked process that shares it.
-pub fn shut_down_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the socket was shut down by another thread or process",
-    )
-}
+pub use crate::socket::shut_down_error;
 
 /// One UDP socket, waiting for sends (at most [`SEND_WAIT`](crate::timing::SEND_WAIT) per call) and never for
 /// receives. IPv4 peers of a dual-stack IPv6 socket appear as IPv4 addresses (`127.0.0.1`, not
@@ -259,10 +252,21 @@ impl Endpoint {
         Ok(n)
     }
 
-    /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected).
+    /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected), waiting
+    /// up to [`SEND_WAIT`] for buffer space.
     pub fn send(&self, payload: &[u8]) -> io::Result<usize> {
+        self.send_connected(payload, true)
+    }
+
+    /// [`send`](Self::send) without waiting: `WouldBlock` when the send buffer is full (for a
+    /// caller that must never block, such as an event loop's thread).
+    pub fn try_send(&self, payload: &[u8]) -> io::Result<usize> {
+        self.send_connected(payload, false)
+    }
+
+    fn send_connected(&self, payload: &[u8], wait: bool) -> io::Result<usize> {
         let at = self.tap.as_ref().map(|_| SystemTime::now()); // as in send_to
-        let n = platform::send(&self.socket, payload)?;
+        let n = platform::send(&self.socket, payload, wait)?;
         if let Some(at) = at {
             if let Ok(peer) = self.peer_addr() {
                 self.tap_sent_at(payload, peer, at);

@@ -142,6 +142,15 @@ pub fn closed_error() -> io::Error {
     io::Error::from_raw_os_error(errno::EBADF)
 }
 
+/// The error of a receive woken without a sender while nobody closed the socket or stopped the
+/// loop: the socket was shut down by another thread or a forked process that shares it.
+pub fn shut_down_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was shut down by another thread or process",
+    )
+}
+
 /// The error of a call whose timeout ran out (Python's `TimeoutError('timed out')`).
 pub fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
@@ -377,6 +386,61 @@ impl UdpSocket {
         self.wait_for(Interest::Send, check, |s| s.send(data))
     }
 
+    /// Receives up to `max` datagrams, one `recvfrom` each, handing every one to `each` (its
+    /// bytes, truncated to `buf.len()`, and its sender): how an event loop takes what is queued
+    /// in one call. Only the first receive waits, up to `wait` (`None`: until a datagram comes
+    /// or the socket is closed; zero: not at all), whatever the socket's own timeout says.
+    ///
+    /// Returns how many were received and the error that ended the batch, if one did: a
+    /// refusal the system reports for an earlier datagram (`ECONNREFUSED`, once), `EBADF` once
+    /// closed, the check's error. Finding nothing (more) queued, or waiting `wait` in vain, is
+    /// no error. An error comes after the datagrams received before it, so none is lost.
+    pub fn recv_many(
+        &self,
+        max: usize,
+        wait: Option<Duration>,
+        buf: &mut [u8],
+        check: Check<'_>,
+        mut each: impl FnMut(&[u8], SocketAddr),
+    ) -> (usize, Option<io::Error>) {
+        let mut received = 0;
+        while received < max {
+            let within = if received == 0 {
+                wait
+            } else {
+                Some(Duration::ZERO)
+            };
+            // A receive without a sender is a shutdown: `close`'s (the closing check makes it
+            // EBADF) or another process's; retried, it would spin, as it never waits.
+            let got =
+                self.wait_within(
+                    within,
+                    Interest::Receive,
+                    &mut *check,
+                    |s| match recv_from_raw(s, buf)? {
+                        (n, Some(from)) => Ok((n, from)),
+                        (_, None) => Err(shut_down_error()),
+                    },
+                );
+            match got {
+                Ok((n, from)) => {
+                    each(&buf[..n.min(buf.len())], from);
+                    received += 1;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => return (received, Some(e)),
+            }
+        }
+        (received, None)
+    }
+
     /// The one waiting loop: tries `op`, and while the kernel says "would block" waits for
     /// readiness a slice at a time (running `check` after each full slice or signal) until the
     /// user's deadline. A timeout of zero never waits.
@@ -384,9 +448,19 @@ impl UdpSocket {
         &self,
         interest: Interest,
         check: Check<'_>,
+        op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.wait_within(self.timeout(), interest, check, op)
+    }
+
+    /// [`wait_for`](Self::wait_for) with a timeout of its own instead of the socket's.
+    fn wait_within<T>(
+        &self,
+        timeout: Option<Duration>,
+        interest: Interest,
+        check: Check<'_>,
         mut op: impl FnMut(&std::net::UdpSocket) -> io::Result<T>,
     ) -> io::Result<T> {
-        let timeout = self.timeout();
         let deadline = deadline(timeout);
         let mut waiting = SocketWait::new();
         loop {
@@ -518,6 +592,75 @@ mod tests {
             Some(errno::EBADF)
         );
         assert_eq!(a.fileno(), None);
+    }
+
+    #[test]
+    fn recv_many_takes_what_is_queued_and_waits_only_for_the_first() {
+        let a = local(Family::V4);
+        let b = local(Family::V4);
+        let b_addr = b.local_addr().unwrap();
+        let mut buf = [0u8; 4];
+        let mut got = Vec::new();
+        let mut none = || Ok(());
+        // Nothing queued and no wait: nothing, and no error.
+        let (n, err) = b.recv_many(8, Some(Duration::ZERO), &mut buf, &mut none, |_, _| {});
+        assert!(n == 0 && err.is_none());
+        for word in [&b"one"[..], b"two", b"three"] {
+            a.send_to(word, b_addr).unwrap();
+        }
+        // The first waits (it may not have arrived yet); two of three fit `max`, truncated.
+        let (n, err) = b.recv_many(2, None, &mut buf, &mut none, |d, from| {
+            got.push((d.to_vec(), from))
+        });
+        assert!(n == 2 && err.is_none(), "{n} {err:?}");
+        let from = a.local_addr().unwrap();
+        assert_eq!(got, [(b"one".to_vec(), from), (b"two".to_vec(), from)]);
+        let (n, _) = b.recv_many(
+            8,
+            Some(Duration::from_secs(5)),
+            &mut buf,
+            &mut none,
+            |d, _| assert_eq!(d, b"thre"),
+        );
+        assert_eq!(n, 1);
+        // A wait in vain ends without an error, after about `wait`.
+        let started = Instant::now();
+        let (n, err) = b.recv_many(
+            8,
+            Some(Duration::from_millis(30)),
+            &mut buf,
+            &mut none,
+            |_, _| {},
+        );
+        assert!(n == 0 && err.is_none());
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn recv_many_reports_a_refusal_once_after_the_datagrams_before_it() {
+        let dead = local(Family::V4);
+        let dead_addr = dead.local_addr().unwrap();
+        dead.close();
+        let a = local(Family::V4);
+        a.connect(dead_addr).unwrap();
+        a.send_to(b"x", dead_addr).unwrap();
+        let mut buf = [0u8; 8];
+        let mut none = || Ok(());
+        let (n, err) = a.recv_many(
+            8,
+            Some(Duration::from_secs(5)),
+            &mut buf,
+            &mut none,
+            |_, _| {},
+        );
+        assert_eq!(n, 0);
+        assert_eq!(err.unwrap().kind(), io::ErrorKind::ConnectionRefused);
+        // Reported once: the socket goes on.
+        let (n, err) = a.recv_many(8, Some(Duration::ZERO), &mut buf, &mut none, |_, _| {});
+        assert!(n == 0 && err.is_none(), "{err:?}");
+        a.close();
+        let (_, err) = a.recv_many(8, None, &mut buf, &mut none, |_, _| {});
+        assert_eq!(err.unwrap().raw_os_error(), Some(errno::EBADF));
     }
 
     #[test]

@@ -77,9 +77,9 @@ pub(crate) fn send_to(
     retry_send(wait, || socket.send_to(payload, to))
 }
 
-/// Sends one datagram to the connected peer, waiting at most [`SEND_WAIT`] for buffer space.
-pub(crate) fn send(socket: &UdpSocket, payload: &[u8]) -> io::Result<usize> {
-    retry_send(true, || socket.send(payload))
+/// Sends one datagram to the connected peer; `wait`: for buffer space, at most [`SEND_WAIT`].
+pub(crate) fn send(socket: &UdpSocket, payload: &[u8], wait: bool) -> io::Result<usize> {
+    retry_send(wait, || socket.send(payload))
 }
 
 /// Whether a receive's error means it came back without a sender: std's `recv_from` fails with

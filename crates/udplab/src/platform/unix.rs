@@ -43,9 +43,13 @@ pub(crate) fn send_to(
     }
 }
 
-/// Sends one datagram to the connected peer, waiting at most [`SEND_WAIT`] for buffer space.
-pub(crate) fn send(socket: &UdpSocket, payload: &[u8]) -> io::Result<usize> {
-    socket.send(payload)
+/// Sends one datagram to the connected peer; `wait`: for buffer space, at most [`SEND_WAIT`].
+pub(crate) fn send(socket: &UdpSocket, payload: &[u8], wait: bool) -> io::Result<usize> {
+    if wait {
+        socket.send(payload)
+    } else {
+        socket2::SockRef::from(socket).send_with_flags(payload, libc::MSG_DONTWAIT)
+    }
 }
 
 /// Receives one datagram if one is queued (`MSG_DONTWAIT`): `Ok(None)` when there is none; a
