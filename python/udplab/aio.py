@@ -74,7 +74,7 @@ log = logging.getLogger("udplab.aio")
 BATCH = 64
 #: Datagrams a socket keeps for tasks that have not asked yet; past it, reading pauses and the
 #: kernel's buffer holds the rest (until half of these are taken).
-INBOX = 256
+INBOX = 128
 #: Longest sleep between tries of a send that finds the buffer full, where the loop cannot
 #: watch for room (no ``add_writer``).
 _SEND_RETRY_MAX = 0.01
@@ -351,7 +351,7 @@ class Socket:
     def _readable(self) -> None:
         """The socket is readable: take what is queued, without waiting."""
         try:
-            batch, error = self._sock._recv_batch(BATCH, 0.0)
+            batch, error = self._sock._recv_batch(self._room(), 0.0)
         except OSError as e:
             batch, error = [], e
         put = self._inbox.put
@@ -359,6 +359,11 @@ class Socket:
             put(item)
         if error is not None:
             self._failed(error)
+            if self._reading:
+                # The error came with POLLERR, on which libuv (uvloop) stops watching the
+                # descriptor while it still counts as registered (uv__poll_io): watch anew.
+                self._loop.remove_reader(self._fd)
+                self._loop.add_reader(self._fd, self._readable)
         if self._inbox.full and self._reading:
             # Nobody takes them: leave the rest in the kernel's buffer, which counts its drops.
             self._loop.remove_reader(self._fd)
@@ -367,9 +372,14 @@ class Socket:
     def _take(self) -> tuple[list[tuple[bytes, Address]], OSError | None]:
         """On the hand-off thread: wait for datagrams (until closed)."""
         try:
-            return self._sock._recv_batch(BATCH, None)
+            return self._sock._recv_batch(self._room(), None)
         except OSError as e:
             return [], e
+
+    def _room(self) -> int:
+        """How many to take now: a batch, or what the inbox still holds (it only grows on the
+        loop's thread, which waits for this batch)."""
+        return max(1, min(BATCH, INBOX - len(self._inbox)))
 
     def _delivered(self, batch: tuple[list[tuple[bytes, Address]], OSError | None]) -> bool:
         datagrams, error = batch

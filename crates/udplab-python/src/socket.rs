@@ -85,7 +85,7 @@ impl PyUdpSocket {
         let addr = super::address(address, self.inner.family(), "sendto")?;
         refuse_broadcast(addr)?;
         let payload: &[u8] = &bytes;
-        blocking(py, |check| self.inner.send_to_checked(payload, addr, check))
+        self.call(py, |check| self.inner.send_to_checked(payload, addr, check))
     }
 
     /// Sends `data` to the connected address.
@@ -93,7 +93,7 @@ impl PyUdpSocket {
     fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let bytes = super::data(data)?;
         let payload: &[u8] = &bytes;
-        blocking(py, |check| self.inner.send_checked(payload, check))
+        self.call(py, |check| self.inner.send_checked(payload, check))
     }
 
     /// Receives one datagram of at most `bufsize` bytes; returns `(data, address)`.
@@ -104,7 +104,7 @@ impl PyUdpSocket {
         bufsize: isize,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyTuple>)> {
         let mut buf = vec![0u8; bufsize_alloc(bufsize, "recvfrom")?];
-        let (n, from) = blocking(py, |check| self.inner.recv_from_checked(&mut buf, check))?;
+        let (n, from) = self.call(py, |check| self.inner.recv_from_checked(&mut buf, check))?;
         Ok((PyBytes::new(py, &buf[..n]), address_tuple(py, from)?))
     }
 
@@ -112,7 +112,7 @@ impl PyUdpSocket {
     #[pyo3(signature = (bufsize, /))]
     fn recv<'py>(&self, py: Python<'py>, bufsize: isize) -> PyResult<Bound<'py, PyBytes>> {
         let mut buf = vec![0u8; bufsize_alloc(bufsize, "recv")?];
-        let n = blocking(py, |check| self.inner.recv_checked(&mut buf, check))?;
+        let n = self.call(py, |check| self.inner.recv_checked(&mut buf, check))?;
         Ok(PyBytes::new(py, &buf[..n]))
     }
 
@@ -264,6 +264,21 @@ fn stdlib_enum<'py>(py: Python<'py>, enum_name: &str, value: i32) -> PyResult<Bo
 }
 
 impl PyUdpSocket {
+    /// Runs a call that may wait: with the GIL released (see [`blocking`]), unless the socket
+    /// never waits (timeout zero, as `udplab.aio` sets it). Then the call is one system call
+    /// and keeping the GIL spares an event loop's thread a wait for it to come back.
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(core_socket::Check<'_>) -> std::io::Result<T> + Send,
+    ) -> PyResult<T> {
+        if self.inner.timeout() == Some(Duration::ZERO) {
+            f(&mut || Ok(())).map_err(os_error)
+        } else {
+            blocking(py, f)
+        }
+    }
+
     fn family_number(&self) -> i32 {
         match self.inner.family() {
             Family::V4 => AF_INET,
