@@ -367,8 +367,8 @@ def test_cancelling_under_load_loses_no_datagram(run: Run[Any]) -> None:
         tasks = [asyncio.ensure_future(receiver(0.0002 * (i + 1))) for i in range(20)]
         for i in range(count):
             await client.send(b"%d" % i)
-            if i % 50 == 0:
-                await asyncio.sleep(0.001)
+            if i % 20 == 0:
+                await asyncio.sleep(0.002)
         done, pending = await asyncio.wait(tasks, timeout=20)
         assert not pending, f"{len(got)} of {count} arrived"
         assert drops({server.getsockname()[1]}) == 0, "the kernel dropped some: no proof"
@@ -407,7 +407,7 @@ def test_a_socket_nobody_reads_leaves_datagrams_in_the_kernel_and_loses_none(
 def test_idle_sockets_and_waiting_tasks_use_no_cpu(run: Run[Any], kind: str) -> None:
     if kind == "no-readers" and udplab._core._PORTABLE:
         pytest.skip("the portable path waits by rounds of receives with sleeps of up to 1 ms "
-                    "(src/platform/mod.rs); only the hand-off thread waits there")
+                    "(crates/udplab/src/platform/mod.rs); only the hand-off thread waits there")
 
     async def main() -> None:
         sockets = [await aio.bind(("127.0.0.1", 0)) for _ in range(10)]
@@ -672,6 +672,7 @@ def test_chat_callbacks_may_be_coroutines_and_run_in_order(run: Run[Any]) -> Non
                 for _ in range(3):
                     await carol.recv(timeout=5)
                 addr = carol.addr
+            await asyncio.wait_for(_until(lambda: len(seen) == 5), 5)  # the quit, too
         assert seen == [("join", addr), ("message", b"a"), ("message", b"b"),
                         ("message", b"c"), ("leave", "quit")]
 
