@@ -55,6 +55,7 @@ SECTIONS = {
     "06_network_not_ideal.ipynb": "网络并不理想",
     "07_round_trips_and_timeouts.ipynb": "往返时间与超时",
     "08_reliable_transfer.ipynb": "可靠传输",
+    "09_asyncio.ipynb": "asyncio 版客户端",
 }
 
 WALL_LIMIT = 30.0  # seconds per full run of a notebook
@@ -127,7 +128,7 @@ CORRECT = {"en": "correct", "zh": "正确"}
 
 #: Threads the notebooks start (udplab's named threads and the notebooks' own helpers), by the
 #: name a thread has or starts with.
-OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link", "echo"}
+OUR_THREADS = {"servicer", "user", "hb", "callbacks", "receiver", "link", "echo", "aio"}
 
 #: Run in the kernel after a full run: which of our threads are alive, how many sockets are open.
 PROBE = """

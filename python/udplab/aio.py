@@ -81,7 +81,7 @@ _SEND_RETRY_MAX = 0.01
 #: A chat client's send waits this long for room in the buffer, as the threaded one does.
 _CHAT_SEND_WAIT = 0.5
 #: The name of the threads that hand batches to a loop.
-THREAD_NAME = "udplab-aio"
+THREAD_NAME = "aio"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,6 +684,9 @@ class ChatC:
         """Say quit, stop the threads, close the port; messages received before it can still
         be taken. Idempotent."""
         await _stop(self._chat)
+        handoff = self._handoff
+        if handoff is not None and handoff.is_alive():  # it ends as the core's queue closes
+            await asyncio.get_running_loop().run_in_executor(None, handoff.join)
 
     async def send(self, msg: Buffer) -> None:
         """Send a chat message (bytes; encode a str first). Never blocks the loop: while the
