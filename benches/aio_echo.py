@@ -276,6 +276,13 @@ def main() -> None:
     scale = 5 if args.quick else 1
     loads = {"latency": (1, 20_000 // scale), "throughput": (64, 1_000 // scale)}
     kinds = args.only.split(",")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from run import udplab_build_kind
+
+    kind, path = udplab_build_kind()
+    print(f"udplab: {path} ({kind} build)")
+    if kind == "debug":
+        print("WARNING: a debug build: its numbers are not udplab's (maturin develop --release)")
     print(f"load before: {os.getloadavg()}, {os.cpu_count()} CPUs, "
           f"{'uvloop' if args.uvloop else 'asyncio'} loops", flush=True)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {

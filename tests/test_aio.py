@@ -736,3 +736,14 @@ def test_a_burst_of_messages_reaches_events_whole_and_in_order(run: Run[Any]) ->
         assert [e.payload for e in got[1:]] == [b"%d" % i for i in range(500)]
 
     run(main())
+
+
+def test_a_socket_used_from_another_loop_says_so() -> None:
+    first = asyncio.new_event_loop()
+    try:
+        sock = first.run_until_complete(aio.bind(("127.0.0.1", 0)))
+        with pytest.raises(RuntimeError, match="belongs to the event loop it was made on"):
+            asyncio.run(sock.recv(10))
+        sock.close()
+    finally:
+        first.close()

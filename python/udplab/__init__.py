@@ -10,6 +10,8 @@
   ``udplab.read_capture(path)`` reads one back.
 - ``udplab.view(server, link, *clients)`` shows them live in the browser as a ladder of
   datagrams (``udplab.view("chat.pcap")`` replays a capture).
+- ``udplab.aio`` (``import udplab.aio``) has the socket and the chat for asyncio programs:
+  ``await udplab.aio.bind(addr)``, ``await sock.recvfrom(1024)``, ``udplab.aio.ChatS``...
 """
 
 import socket as _stdlib_socket

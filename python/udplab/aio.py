@@ -113,13 +113,19 @@ class _Mailbox(Generic[T]):
     def full(self) -> bool:
         return self._full
 
-    def put(self, item: T | BaseException) -> None:
+    def _hand(self, item: T | BaseException) -> bool:
+        """Give ``item`` to the task that waited longest, if one still waits."""
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
-                return
+                return True
+        return False
+
+    def put(self, item: T | BaseException) -> None:
+        if self._hand(item):
+            return
         self._items.append(item)
         if len(self._items) >= self._limit:
             if self._on_room is None:
@@ -130,13 +136,8 @@ class _Mailbox(Generic[T]):
 
     def _put_back(self, item: T | BaseException) -> None:
         """An item handed to a task that was cancelled before it ran: it goes to the next."""
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(item)
-                return
-        self._items.appendleft(item)
+        if not self._hand(item):
+            self._items.appendleft(item)
 
     def _take(self) -> T | BaseException:
         item = self._items.popleft()
@@ -206,10 +207,9 @@ class _Handoff(threading.Thread):
             self.ready.set()
 
     def run(self) -> None:
-        while True:
-            self.ready.wait()
-            if self.stopping:
-                return
+        while not self.stopping:
+            if not self.ready.wait(0.1):  # no room on the loop yet: look at `stopping` again
+                continue
             self.ready.clear()
             try:
                 batch = self._take()
@@ -409,12 +409,14 @@ class Socket:
         """The next datagram and its sender, ``(data, address)``; a datagram longer than
         ``bufsize`` is truncated and the rest discarded, as ``udplab.socket`` does."""
         _check_bufsize(bufsize, "recvfrom")
+        self._on_its_loop()
         data, addr = await self._inbox.get()
         return (data[:bufsize] if len(data) > bufsize else data), addr
 
     async def recv(self, bufsize: int) -> bytes:
         """The next datagram's data (truncated to ``bufsize``)."""
         _check_bufsize(bufsize, "recv")
+        self._on_its_loop()
         data, _addr = await self._inbox.get()
         return data[:bufsize] if len(data) > bufsize else data
 
@@ -424,12 +426,18 @@ class Socket:
     async def __anext__(self) -> tuple[bytes, Address]:
         """The next ``(data, address)``, whole; the iteration ends when the socket is
         closed."""
+        self._on_its_loop()
         try:
             return await self._inbox.get()
         except OSError as e:
             if self._sock.closed and e.errno == errno.EBADF:
                 raise StopAsyncIteration from None
             raise
+
+    def _on_its_loop(self) -> None:
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(f"{self!r} belongs to the event loop it was made on: use it "
+                               "there (each asyncio.run() has a loop of its own)")
 
     # -- sending
 
@@ -445,6 +453,7 @@ class Socket:
         return await self._send(self._sock.send, data)
 
     async def _send(self, call: Callable[..., int], *args: Any) -> int:
+        self._on_its_loop()
         delay = 0.0005
         while True:
             try:
@@ -623,7 +632,43 @@ async def _stop(obj: chat.ChatS | chat.ChatC) -> None:
         await asyncio.get_running_loop().run_in_executor(None, obj.stop)
 
 
-class ChatC:
+_ChatT = TypeVar("_ChatT", chat.ChatC, chat.ChatS)
+_SelfT = TypeVar("_SelfT", bound="_Awaited[Any]")
+
+
+class _Awaited(Generic[_ChatT]):
+    """What both chat objects share: a threaded one inside, started and stopped awaited."""
+
+    _inner: _ChatT
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """Whether it has been started and not stopped."""
+        return self._inner.running
+
+    def stats(self) -> dict[str, Any]:
+        """The counters of the threaded class's ``stats()``."""
+        return self._inner.stats()
+
+    async def __aenter__(self: _SelfT) -> _SelfT:
+        if not self.running:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return repr(self._inner).replace("<udplab.", "<udplab.aio.", 1)
+
+
+class ChatC(_Awaited[chat.ChatC]):
     """The chat client of ``udplab.ChatC`` for asyncio: the same options, the same threads
     (``user`` receives and logs, ``hb`` heartbeats), and the messages awaited.
 
@@ -646,7 +691,7 @@ class ChatC:
         capture_limit: int = DEFAULT_CAPTURE_LIMIT,
         daemon: bool = False,
     ) -> None:
-        self._chat = chat.ChatC(rip, rport, interval=interval, heartbeat=heartbeat, quit=quit,
+        self._inner = chat.ChatC(rip, rport, interval=interval, heartbeat=heartbeat, quit=quit,
                                 queue=queue, name=name, capture=capture,
                                 capture_limit=capture_limit, daemon=daemon)
         self._rip = rip
@@ -655,8 +700,8 @@ class ChatC:
 
     async def start(self) -> None:
         """Open the port and start receiving and heartbeating, as ``udplab.ChatC.start``."""
-        await _start(self._chat, self._rip)
-        core = self._chat._running_core()
+        await _start(self._inner, self._rip)
+        core = self._inner._running_core()
         loop = asyncio.get_running_loop()
         inbox: _Mailbox[bytes] = _Mailbox(BATCH, self._resume)
         self._inbox = inbox
@@ -683,16 +728,26 @@ class ChatC:
     async def stop(self) -> None:
         """Say quit, stop the threads, close the port; messages received before it can still
         be taken. Idempotent."""
-        await _stop(self._chat)
-        handoff = self._handoff
-        if handoff is not None and handoff.is_alive():  # it ends as the core's queue closes
-            await asyncio.get_running_loop().run_in_executor(None, handoff.join)
+        core, handoff, inbox = self._inner._core, self._handoff, self._inbox
+        await _stop(self._inner)
+        if handoff is None or core is None or inbox is None or inbox.closed:
+            return
+        handoff.stop()  # its last batch reaches the loop before the join returns
+        await asyncio.get_running_loop().run_in_executor(None, handoff.join)
+        while True:  # what is still in the core's queue, in order, without waiting
+            try:
+                batch = core.recv_many(0.0, BATCH)
+            except OSError:
+                break
+            for data in batch:
+                inbox.put(data)
+        inbox.close(_closed, keep=True)
 
     async def send(self, msg: Buffer) -> None:
         """Send a chat message (bytes; encode a str first). Never blocks the loop: while the
         send buffer is full it waits with ``asyncio.sleep``, up to 0.5 s as ``udplab.ChatC``
         does, then raises ``BlockingIOError``."""
-        core = self._chat._running_core()
+        core = self._inner._running_core()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CHAT_SEND_WAIT
         delay = 0.0005
@@ -732,44 +787,26 @@ class ChatC:
 
     def hb(self, interval: float | None) -> None:
         """Re-time (or with ``None`` pause) the heartbeat, as ``udplab.ChatC.hb``."""
-        self._chat.hb(interval)
-
-    def stats(self) -> dict[str, Any]:
-        """The counters of ``udplab.ChatC.stats``."""
-        return self._chat.stats()
-
-    @property
-    def running(self) -> bool:
-        return self._chat.running
+        self._inner.hb(interval)
 
     @property
     def addr(self) -> Address | None:
         """The local address (``None`` before ``start()``)."""
-        return self._chat.addr
+        return self._inner.addr
 
     @property
     def raddr(self) -> Address:
         """The server's address."""
-        return self._chat.raddr
+        return self._inner.raddr
 
     @property
     def name(self) -> str | None:
-        return self._chat.name
+        return self._inner.name
 
     @property
     def interval(self) -> float | None:
-        return self._chat.interval
+        return self._inner.interval
 
-    async def __aenter__(self) -> ChatC:
-        if not self.running:
-            await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        return repr(self._chat).replace("<udplab.ChatC", "<udplab.aio.ChatC", 1)
 
 
 Callback = Callable[..., Optional[Awaitable[object]]]
@@ -788,7 +825,7 @@ class _LoopServer(chat.ChatS):
         return self._forward
 
 
-class ChatS:
+class ChatS(_Awaited[chat.ChatS]):
     """The chat server of ``udplab.ChatS`` for asyncio: the same options, the same threads
     (``servicer`` receives, broadcasts and expires), and what happens on it awaited.
 
@@ -827,7 +864,7 @@ class ChatS:
                          ("on_leave", on_leave)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable, not {type(fn).__name__}")
-        self._server = _LoopServer(
+        self._inner = _LoopServer(
             self._forward, ip, port, inval, heartbeat=heartbeat, quit=quit, prefix=prefix,
             echo=echo, max_clients=max_clients, max_payload=max_payload, rcvbuf=rcvbuf,
             history=history, spin=spin, capture=capture, capture_limit=capture_limit,
@@ -886,12 +923,12 @@ class ChatS:
             # Bounded as the history is: callbacks slower than the chat lose the oldest.
             self._pending = _Mailbox(max(self._history, BATCH))
             self._dispatcher = self._loop.create_task(self._dispatch(self._pending))
-        await _start(self._server, self._ip)
+        await _start(self._inner, self._ip)
 
     async def stop(self) -> None:
         """Stop serving and free the port; the events that happened before it still reach
         ``events()`` and the callbacks. Idempotent."""
-        await _stop(self._server)
+        await _stop(self._inner)
         self._stopped = True
         for box in self._subscribers:
             box.close(_closed, keep=True)
@@ -925,34 +962,16 @@ class ChatS:
                 self._subscribers.remove(box)
 
     @property
-    def running(self) -> bool:
-        return self._server.running
-
-    @property
     def addr(self) -> Address:
         """The address the server is bound to."""
-        return self._server.addr
+        return self._inner.addr
 
     @property
     def inval(self) -> float:
-        return self._server.inval
+        return self._inner.inval
 
     @property
     def raddrs(self) -> dict[Address, float]:
         """A copy of ``{client address: last seen}``."""
-        return self._server.raddrs
+        return self._inner.raddrs
 
-    def stats(self) -> dict[str, Any]:
-        """The counters of ``udplab.ChatS.stats``."""
-        return self._server.stats()
-
-    async def __aenter__(self) -> ChatS:
-        if not self.running:
-            await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        return repr(self._server).replace("<udplab.ChatS", "<udplab.aio.ChatS", 1)
