@@ -747,3 +747,17 @@ def test_a_socket_used_from_another_loop_says_so() -> None:
         sock.close()
     finally:
         first.close()
+
+
+def test_a_chat_that_cannot_start_leaves_nothing_behind(run: Run[Any]) -> None:
+    async def main() -> None:
+        before = asyncio.all_tasks()
+        async with aio.bind(("127.0.0.1", 0)) as taken:
+            server = aio.ChatS(*taken.getsockname(), 5.0, on_join=print)
+            with pytest.raises(OSError) as raised:
+                await server.start()
+            assert raised.value.errno == errno.EADDRINUSE
+            assert not server.running
+            assert asyncio.all_tasks() == before, "no task left waiting for callbacks"
+
+    run(main())

@@ -51,7 +51,6 @@ import asyncio
 import errno
 import inspect
 import ipaddress
-import logging
 import os
 import threading
 from collections import deque
@@ -67,8 +66,6 @@ __all__ = ["ChatC", "ChatEvent", "ChatS", "Socket", "bind", "connect"]
 
 Buffer = Union[bytes, bytearray, memoryview]
 T = TypeVar("T")
-
-log = logging.getLogger("udplab.aio")
 
 #: Datagrams taken from the socket in one call into the core.
 BATCH = 64
@@ -919,11 +916,19 @@ class ChatS(_Awaited[chat.ChatS]):
         """Bind and serve, as ``udplab.ChatS.start``."""
         self._loop = asyncio.get_running_loop()
         self._stopped = False
+        # Bounded as the history is: callbacks slower than the chat lose the oldest. Made
+        # first, so that it keeps what happens while the start is awaited.
+        pending: _Mailbox[chat.Notice] | None = None
         if any(cb is not None for cb in self._callbacks):
-            # Bounded as the history is: callbacks slower than the chat lose the oldest.
-            self._pending = _Mailbox(max(self._history, BATCH))
-            self._dispatcher = self._loop.create_task(self._dispatch(self._pending))
-        await _start(self._inner, self._ip)
+            pending = _Mailbox(max(self._history, BATCH))
+        self._pending = pending
+        try:
+            await _start(self._inner, self._ip)
+        except BaseException:
+            self._pending = None
+            raise
+        if pending is not None:
+            self._dispatcher = self._loop.create_task(self._dispatch(pending))
 
     async def stop(self) -> None:
         """Stop serving and free the port; the events that happened before it still reach
