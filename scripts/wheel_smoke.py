@@ -1,9 +1,9 @@
 """Run by scripts/wheel-test inside a fresh virtual environment that has only the udplab wheel
 (and its dependencies):
 checks that udplab comes from that environment (not from a source tree) as the stable-ABI
-extension, then runs a chat on loopback, a socket round trip and `udplab client --help` (the
-console script), and grades a lab's reference solution from the source tree (which the wheel
-must not hold). Prints one line on success."""
+extension, then runs a chat on loopback, a socket round trip, one with udplab.aio and
+`udplab client --help` (the console script), and grades a lab's reference solution from the
+source tree (which the wheel must not hold). Prints one line on success."""
 
 import os
 import platform
@@ -45,6 +45,23 @@ with udplab.socket(type=udplab.SOCK_DGRAM) as a, udplab.socket(type=udplab.SOCK_
     b.sendto(bytearray(b"ping"), a.getsockname())  # a buffer other than bytes: via memoryview
     data, _ = a.recvfrom(16)
     assert data == b"ping", data
+
+# udplab.aio on this Python (scripts/wheel-test runs the oldest and the newest there is).
+import asyncio  # noqa: E402
+
+import udplab.aio  # noqa: E402
+
+
+async def echo() -> bytes:
+    async with udplab.aio.bind(("127.0.0.1", 0)) as server, \
+            udplab.aio.connect(server.getsockname()) as client:
+        await client.send(b"ping")
+        data, addr = await server.recvfrom(16)
+        await server.sendto(b"ack" + data, addr)
+        return await asyncio.wait_for(client.recv(16), 5)
+
+
+assert asyncio.run(echo()) == b"ackping"
 
 # The console script.
 script = Path(sys.executable).with_name("udplab.exe" if sys.platform == "win32" else "udplab")
