@@ -77,6 +77,8 @@ INBOX = 128
 _SEND_RETRY_MAX = 0.01
 #: A chat client's send waits this long for room in the buffer, as the threaded one does.
 _CHAT_SEND_WAIT = 0.5
+#: What a send on the loop's thread hands to ``Socket._send_later``.
+_SEND_AGAIN = (BlockingIOError, ConnectionRefusedError, ConnectionResetError)
 #: The name of the threads that hand batches to a loop.
 THREAD_NAME = "aio"
 
@@ -348,7 +350,8 @@ class Socket:
     def _readable(self) -> None:
         """The socket is readable: take what is queued, without waiting."""
         try:
-            batch, error = self._sock._recv_batch(self._room(), 0.0)
+            batch, error = self._sock._recv_batch(
+                self._room() if self._inbox else BATCH, 0.0)
         except OSError as e:
             batch, error = [], e
         put = self._inbox.put
@@ -441,28 +444,38 @@ class Socket:
     async def sendto(self, data: Buffer, address: Address) -> int:
         """Send one datagram to ``address``; returns the bytes sent. A host name is looked up
         by the loop."""
+        self._on_its_loop()
         if type(address) is tuple and address and not _is_literal(address[0]):
             _family, address = await _lookup(address, self._sock.family)
-        return await self._send(self._sock.sendto, data, address)
+        try:  # at once, as nearly always: the socket never waits
+            return self._sock.sendto(data, address)
+        except _SEND_AGAIN as e:
+            return await self._send_later(e, self._sock.sendto, data, address)
 
     async def send(self, data: Buffer) -> int:
         """Send to the connected address (``OSError`` EDESTADDRREQ if not connected)."""
-        return await self._send(self._sock.send, data)
-
-    async def _send(self, call: Callable[..., int], *args: Any) -> int:
         self._on_its_loop()
+        try:
+            return self._sock.send(data)
+        except _SEND_AGAIN as e:
+            return await self._send_later(e, self._sock.send, data)
+
+    async def _send_later(self, error: OSError, call: Callable[..., int], *args: Any) -> int:
+        """A send that met an ICMP refusal (raised once, with its hint) or found the buffer
+        full (tried again once there is room)."""
         delay = 0.0005
         while True:
+            if not isinstance(error, BlockingIOError):
+                raise _refusal(error, self._peer, sending=True) from None
+            if self._handoff is None:
+                await self._writable()
+            else:  # no add_writer here: try again a little later
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _SEND_RETRY_MAX)
             try:
                 return call(*args)
-            except BlockingIOError:
-                if self._handoff is None:
-                    await self._writable()
-                else:  # no add_writer here: try again a little later
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _SEND_RETRY_MAX)
-            except (ConnectionRefusedError, ConnectionResetError) as e:
-                raise _refusal(e, self._peer, sending=True) from None
+            except _SEND_AGAIN as e:
+                error = e
 
     async def _writable(self) -> None:
         """Wait until the send buffer has room (every task waiting for it wakes)."""
