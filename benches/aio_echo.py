@@ -15,7 +15,8 @@ Each contender runs the same program, written the way its documentation shows: a
                 is): the hand-off thread and ``call_soon_threadsafe`` instead of the loop
                 watching the socket, to show what that design costs
 
-Two loads, each a fresh server and client process per run:
+Two loads, each a fresh server and client process per run, the server pinned to one CPU and
+the client to another:
 
 - latency: one task, 32-byte datagrams, one round trip at a time; p50 and p99 in µs;
 - throughput: 64 tasks, each with its own connected socket, one round trip at a time each,
@@ -234,13 +235,25 @@ def summarize(times: list[float], wall: float) -> dict[str, Any]:
     }
 
 
+def pin(cpu: int) -> None:
+    """Keep this process on one CPU (the server on one, the client on another, for every
+    contender alike): a process that wanders between CPUs, or meets its peer on one, makes
+    the single-task round trip bimodal."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+
+
 def client_main(kind: str, port: int, tasks: int, trips: int, uvloop: bool) -> None:
+    pin(1)
     started = time.perf_counter()
     times = run_loop(kind, uvloop, client(kind, port, tasks, trips))
     print(json.dumps(summarize(times, time.perf_counter() - started)))
 
 
 def server_main(kind: str, uvloop: bool) -> None:
+    pin(0)
+
     def ready(port: int) -> None:
         print(f"PORT {port}", flush=True)
 
@@ -319,6 +332,18 @@ def main() -> None:
                 / med("throughput", best_rate, "per_second"))
         print(f"- latency p50: {p50:.2f}x {best_p50} (target <= 1.0)")
         print(f"- throughput: {rate:.2f}x {best_rate} (target >= 1.0)")
+
+        def paired(load: str, key: str, other: str) -> str:
+            """The ratio in each repetition (its runs are next to each other in time), as
+            median [min-max]: what drift in the machine's state does not move."""
+            ratios = sorted(a[key] / b[key] for a, b in zip(results[load]["udplab.aio"],
+                                                             results[load][other]))
+            return (f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
+
+        for other in baselines:
+            print(f"- per repetition, against {other}: latency p50 "
+                  f"{paired('latency', 'p50_us', other)}, throughput "
+                  f"{paired('throughput', 'per_second', other)}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"load": os.getloadavg(), "uvloop": args.uvloop, "results": results}, f,

@@ -23,8 +23,8 @@ How the event loop learns that something arrived, without ever blocking it:
   64 queued datagrams without waiting and hands them to the waiting tasks. Nothing sits
   between the kernel and the loop, so a datagram costs no thread switch. That is why the
   socket does not use the other way below: a thread that receives and then wakes the loop
-  adds two thread switches to every round trip, and a round trip through that path took
-  about twice as long (BENCHMARKS.md, "udplab.aio").
+  adds thread switches and a GIL hand-over to every datagram, and a round trip through that
+  path took 2.4 to 5 times as long (BENCHMARKS.md, "udplab.aio").
 - **Where the loop has no readers** (Windows' proactor loop, the default there, raises
   ``NotImplementedError`` from ``add_reader``), and for **the chat objects**, whose core runs
   on threads of its own anyway (receiving, broadcasting, expiring, heartbeating), a thread
