@@ -324,8 +324,8 @@ def test_close_from_another_thread_wakes_a_blocked_receive(method: str) -> None:
 
     t = threading.Thread(target=receive, daemon=True)  # daemon: a failed test must not hang
     t.start()
-    # Proof that it blocked: the thread sits in poll(2) (udplab waits like CPython does), or
-    # on the portable path in the sleep between two tries.
+    # Proof that it blocked: the thread sits in poll(2), as CPython's blocking calls do (on
+    # both paths: the portable one wakes every 20 ms to look at close() too).
     wait_until(lambda: in_wait(t.native_id), timeout=5)
     s.close()
     t.join(5)  # a bound for a hang, not a speed claim
@@ -334,16 +334,12 @@ def test_close_from_another_thread_wakes_a_blocked_receive(method: str) -> None:
 
 
 # The system calls a blocked receive sits in, by architecture, as /proc/<pid>/task/<tid>/syscall
-# shows them: poll(2) and ppoll(2) on the Unix path; on the portable path, which sleeps between
-# tries, nanosleep(2) and clock_nanosleep(2).
-WAIT_SYSCALLS = {
-    False: {"x86_64": {"7", "271"}, "aarch64": {"73"}},
-    True: {"x86_64": {"35", "230"}, "aarch64": {"101", "115"}},
-}
+# shows them: poll(2) and ppoll(2).
+WAIT_SYSCALLS = {"x86_64": {"7", "271"}, "aarch64": {"73"}}
 
 
 def in_wait(tid: int | None) -> bool:
-    numbers = WAIT_SYSCALLS[udplab._core._PORTABLE].get(platform.machine())
+    numbers = WAIT_SYSCALLS.get(platform.machine())
     if numbers is None:
         pytest.skip(f"the wait's system call number on {platform.machine()} is not listed here")
     with open(f"/proc/self/task/{tid}/syscall") as f:

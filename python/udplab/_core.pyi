@@ -18,8 +18,8 @@ __all__ = [
     "_reset_log_cache",
 ]
 __version__: str
-#: Whether this build waits on the portable path of ``crates/udplab/src/platform/`` (sleeps of
-#: up to 1 ms between tries, as on Windows) instead of ``poll(2)``.
+#: Whether this build runs the portable path of ``crates/udplab/src/platform/`` (std sockets,
+#: non-blocking, a loopback UDP pair to wake a loop: what Windows runs) instead of the Unix one.
 _PORTABLE: bool
 
 def _reset_log_cache() -> None:

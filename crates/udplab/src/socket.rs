@@ -1,12 +1,12 @@
 //! A datagram socket with the timeout rules of Python's `socket` module.
 //!
 //! As in CPython's `socket` module, the OS socket always stays non-blocking and every wait goes
-//! through `poll(2)` (on the portable path: sleeps of up to 1 ms between tries, see
-//! [`platform`]): a call that has data ready costs one syscall, and a call that waits does so
-//! for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check (the Python binding
-//! checks for Ctrl-C there) and looks at its own deadline. The timeout is the user's setting
-//! alone: no OS socket option changes with it, so threads sharing a socket cannot leave it in a
-//! mode another thread's call does not expect.
+//! through `poll(2)` (`WSAPoll` on Windows; on the portable path also ended every 20 ms to look
+//! at `close()`, see [`platform`]): a call that has data ready costs one syscall, and a call
+//! that waits does so for at most [`WAIT_SLICE`] at a time, then runs a caller-supplied check
+//! (the Python binding checks for Ctrl-C there) and looks at its own deadline. The timeout is
+//! the user's setting alone: no OS socket option changes with it, so threads sharing a socket
+//! cannot leave it in a mode another thread's call does not expect.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
@@ -299,7 +299,7 @@ impl UdpSocket {
         self.closing.store(true, Ordering::Relaxed);
         // Linux wakes a receive blocked on a shut-down UDP socket (it returns 0); the shutdown
         // itself reports ENOTCONN for an unconnected socket, which changes nothing here. (The
-        // portable path's waits look at `closing` between their sleeps.) A shutdown acts on
+        // portable path's waits also look at `closing` every 20 ms.) A shutdown acts on
         // the socket every process holding it shares: from a forked child it would leave the
         // parent's receives finding a hang-up and no datagram, spinning until their timeout.
         if std::process::id() == self.owner {

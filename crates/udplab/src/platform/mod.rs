@@ -2,37 +2,41 @@
 //! system, in one place, with two implementations. The rest of the core does not know which one
 //! it runs on.
 //!
-//! - The **Unix path** (`unix.rs`, the default on Linux and macOS) waits with `poll(2)` (as
-//!   `ppoll`, so timeouts are exact), over the sockets and one end of a Unix datagram socket pair
-//!   that a [`Waker`](crate::endpoint::Waker) writes to; it sees a socket shut down by someone
-//!   else as a hang-up (`POLLRDHUP`/`POLLHUP`). An endpoint's socket stays blocking for sends
-//!   (with `SO_SNDTIMEO`) and receives with `MSG_DONTWAIT`. On Linux, broadcasts go out in
+//! - Both paths wait the same way (`readiness.rs`): one `poll` over all the sockets a loop
+//!   receives on and its wake-up channel, which a [`Waker`](crate::endpoint::Waker) writes
+//!   to; the thread sleeps until a socket is readable, a wake-up comes or the time is up, and
+//!   a socket shut down by someone else shows as a hang-up (`POLLRDHUP`/`POLLHUP`). It is
+//!   rustix's safe wrapper of `poll(2)` (as `ppoll`, so timeouts are exact, where the system
+//!   has it) and, on Windows, of `WSAPoll`.
+//! - The **Unix path** (`unix.rs`, the default on Linux and macOS): the wake-up channel is a
+//!   Unix datagram socket pair. An endpoint's socket stays blocking for sends (with
+//!   `SO_SNDTIMEO`) and receives with `MSG_DONTWAIT`. On Linux, broadcasts go out in
 //!   `sendmmsg(2)` batches and IPv4 ones without an IP identification number
 //!   (`IP_MTU_DISCOVER`, see [`fanout`](crate::fanout)). The system calls go through rustix's
 //!   safe wrappers.
-//! - The **portable path** (`portable.rs`) uses std and socket2 alone, so it builds wherever
-//!   they do (Windows; other systems). It is the one used where `cfg(unix)` does not hold, and
-//!   the cargo feature `portable` forces it on Linux too, so that it is tested here
-//!   (`cargo test --features portable`). Every socket is non-blocking. A loop waits by rounds
-//!   of non-blocking receives over its sockets (a peek cannot stand in: it would take away the
-//!   error a receive should report, such as a refusal), sleeping after a round that received
-//!   nothing with a backoff (50 µs, doubling up to 1 ms, back to 50 µs after a round that
-//!   received something) in [`std::thread::park_timeout`], so that a waker only has to set a
-//!   flag and unpark the loop's thread. A call of the Python-style [`socket`](crate::socket)
-//!   that would block sleeps the same backoff between tries, looks at `close()` between them
-//!   and runs its interrupt check once per slice, as on the Unix path. A send that finds the
-//!   send buffer full retries with short sleeps for up to
-//!   [`SEND_WAIT`](crate::timing::SEND_WAIT), then fails with `WouldBlock` as the Unix
-//!   path's timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams
-//!   go out as the system sends them (no `IP_MTU_DISCOVER`).
+//! - The **portable path** (`portable.rs`) uses std and socket2 for the sockets, and rustix
+//!   only for the wait, so it builds where they do (Windows; other systems). It is the one
+//!   used where `cfg(unix)` does not hold, and the cargo feature `portable` forces it on Linux
+//!   too, so that it is tested here (`cargo test --features portable`). The wake-up channel is
+//!   a pair of UDP sockets on the loopback address, connected to each other. Every socket is
+//!   non-blocking. A call of the Python-style [`socket`](crate::socket) that would block polls
+//!   its socket, at most 20 ms at a time so that it sees `close()` from another thread (a
+//!   shutdown ends a `poll` on Linux; nothing says it ends a `WSAPoll`), and runs its
+//!   interrupt check once per slice, as on the Unix path. A send that finds the send buffer
+//!   full retries with short sleeps (50 µs, doubling up to 1 ms) for up to
+//!   [`SEND_WAIT`](crate::timing::SEND_WAIT), then fails with `WouldBlock` as the Unix path's
+//!   timed-out send does. Broadcasts send one datagram per client, and IPv4 datagrams go out
+//!   as the system sends them (no `IP_MTU_DISCOVER`).
 //!
-//! What the portable path costs: a datagram arriving at an idle loop or a blocked receive
-//! waits up to the backoff's 1 ms before it is seen (the Unix path sees it at once), and an
-//! idle loop wakes up to 1000 times a second, trying a receive on each socket every time. A
-//! socket shut down by another thread or process is noticed where the system's receive
-//! reports it (Windows: `WSAESHUTDOWN`; BSDs: a receive without a sender); a non-blocking
-//! receive on Linux only says "nothing yet", so there the loop keeps waiting until it is
-//! stopped.
+//! What the portable path costs: the same as the Unix path while idle, one `poll` per wake-up
+//! whatever the number of sockets (`benches/idle.py`, in BENCHMARKS.md: an idle chat server
+//! 0.03 % of a core, a link with 1,000 mapped clients 0.6 %, as on the Unix path). A blocked
+//! `recv` of the Python-style socket wakes 50 times a second to look at `close()`, 0.1-0.2 %
+//! of a core. Before it polled (until issue 20), it tried a receive on every socket in rounds
+//! with sleeps of up to 1 ms between them: a datagram arrived up to 1 ms late, and an idle
+//! link with 1,000 clients cost 24-28 % of a core. On Windows, `WSAPoll` rounds timeouts up to
+//! whole milliseconds, so a loop's timer may fire up to 1 ms late, and a socket shut down by
+//! another thread or process is also noticed where the receive reports it (`WSAESHUTDOWN`).
 //!
 //! Per system, not per path: the OS error codes the core makes and compares
 //! (`io::Error::raw_os_error` gives Windows Sockets codes on Windows, errno values elsewhere),
@@ -47,6 +51,7 @@ use std::net::UdpSocket;
 
 #[cfg(any(not(unix), feature = "portable"))]
 mod portable;
+mod readiness;
 #[cfg(all(unix, not(feature = "portable")))]
 mod unix;
 

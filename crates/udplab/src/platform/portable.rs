@@ -1,20 +1,26 @@
-//! The portable path: std and socket2 only, every socket non-blocking, waits by rounds of
-//! receives with a backoff sleep between them; see the module above.
+//! The portable path: std and socket2 for the sockets, every socket non-blocking, sends that
+//! retry while the send buffer is full, and waits with `poll`/`WSAPoll` through rustix (see
+//! `readiness.rs`) over a loopback UDP socket pair as the wake-up channel; see the module
+//! above.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, Thread};
+use std::sync::Mutex;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{errno, Interest, Woke};
+use super::{errno, readiness, Interest, Woke};
 use crate::timing::SEND_WAIT;
 
-/// The first sleep after a round that found nothing.
+/// The first sleep of a send that found the send buffer full.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_micros(50);
-/// The longest sleep between rounds: how late an idle loop sees a datagram at worst.
+/// The longest sleep between two tries of such a send.
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(1);
+/// How often a wait of the Python-style socket looks at `close()` again: a close from another
+/// thread shuts the socket down, which ends a `poll` on Linux but is not known to end a
+/// `WSAPoll`.
+pub(crate) const CLOSE_CHECK: Duration = Duration::from_millis(20);
 
 /// Sleeps that start at [`BACKOFF_MIN`] and double up to [`BACKOFF_MAX`] while nothing happens.
 #[derive(Debug)]
@@ -32,11 +38,6 @@ impl Backoff {
         let sleep = self.next.min(left);
         self.next = (self.next * 2).min(BACKOFF_MAX);
         sleep
-    }
-
-    /// Something happened: the next sleep is short again.
-    pub(crate) fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
     }
 }
 
@@ -116,114 +117,90 @@ pub(crate) fn recv_from(
     }
 }
 
-/// What a loop and its wakers share.
-#[derive(Default)]
-struct Shared {
-    /// Set by a wake-up, cleared by the wait that sees it.
-    woken: AtomicBool,
-    /// The thread that waits last, to unpark.
-    thread: Mutex<Option<Thread>>,
-}
-
-/// A loop's side: its backoff between rounds that found nothing.
+/// A loop's side of its wake-up channel: the receiving end of the socket pair.
 pub(crate) struct Waiter {
-    shared: Arc<Shared>,
-    backoff: Backoff,
+    rx: UdpSocket,
 }
 
-/// The wakers' side: a flag and the loop's thread to unpark.
-pub(crate) struct Notifier(Arc<Shared>);
+/// The wakers' side: the sending end, closed by [`close`](Self::close), so a stopped loop holds
+/// no socket once it has returned.
+pub(crate) struct Notifier {
+    tx: Mutex<Option<UdpSocket>>,
+}
 
-/// A new wake-up channel.
+/// A new wake-up channel: two UDP sockets on the loopback address (std has no socket pair on
+/// Windows), connected to each other so that the receiving end takes datagrams from the
+/// sending end only.
 pub(crate) fn waker_pair() -> io::Result<(Waiter, Notifier)> {
-    let shared = Arc::new(Shared::default());
-    let waiter = Waiter {
-        shared: Arc::clone(&shared),
-        backoff: Backoff::new(),
+    let rx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .or_else(|_| UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)))?;
+    let tx = UdpSocket::bind(SocketAddr::new(rx.local_addr()?.ip(), 0))?;
+    rx.connect(tx.local_addr()?)?;
+    tx.connect(rx.local_addr()?)?;
+    rx.set_nonblocking(true)?;
+    tx.set_nonblocking(true)?;
+    let notifier = Notifier {
+        tx: Mutex::new(Some(tx)),
     };
-    Ok((waiter, Notifier(shared)))
+    Ok((Waiter { rx }, notifier))
 }
 
 impl Notifier {
-    /// Wakes the loop: at once if it sleeps, else before its next sleep.
+    /// Wakes the loop.
     pub(crate) fn notify(&self) {
-        self.0.woken.store(true, Ordering::SeqCst);
-        if let Some(thread) = self
-            .0
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            thread.unpark();
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            // A full wake-up queue already holds a wake-up: nothing is lost by failing here.
+            let _ = tx.send(&[1]);
         }
     }
 
     /// Wakes the loop for the last time.
     pub(crate) fn close(&self) {
-        self.notify();
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(&[1]);
+        }
     }
 }
 
 impl Waiter {
-    /// One round: unless `idle` (nothing arrived since the last round) returns at once; else
-    /// sleeps one backoff step, at most `wait`, or until notified. Every socket is then to be
-    /// tried (all their indexes are left in `ready`): only a receive tells whether something
-    /// is queued without taking away an error the receive should report.
+    /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
+    /// readable sockets in `ready` (see [`readiness::wait_readable`]).
     pub(crate) fn wait<'a>(
         &mut self,
         sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
         wait: Duration,
         ready: &mut Vec<usize>,
-        idle: bool,
     ) -> io::Result<Woke> {
-        ready.clear();
-        ready.extend(0..sockets.len());
-        if !idle {
-            self.backoff.reset();
-        } else {
-            // Registered before the flag is read: a wake-up either sets the flag before this
-            // reads it, or finds the thread and unparks it (then the park returns at once).
-            let current = thread::current();
-            {
-                let mut registered = self.shared.thread.lock().unwrap_or_else(|e| e.into_inner());
-                if registered.as_ref().map(Thread::id) != Some(current.id()) {
-                    *registered = Some(current);
-                }
-            }
-            if !self.shared.woken.load(Ordering::SeqCst) {
-                thread::park_timeout(self.backoff.step(wait));
-            }
+        let woke = readiness::wait_readable(&self.rx, sockets, wait, ready)?;
+        if woke.notified {
+            // Empty the wake-up queue; the caller's flag says whether it was a stop.
+            while self.rx.recv(&mut [0u8; 8]).is_ok() {}
         }
-        Ok(Woke {
-            notified: self.shared.woken.swap(false, Ordering::SeqCst),
-            hung_up: false,
-        })
+        Ok(woke)
     }
 }
 
-/// How a socket call waits: it cannot ask whether the socket is ready without taking away an
-/// error a receive should report, so it sleeps one backoff step and lets the call try again,
-/// saying false once per `wait` (a slice) so that the caller runs its check.
+/// How a socket call waits: `poll` on the socket, at most [`CLOSE_CHECK`] at a time so that a
+/// `close()` from another thread is seen, saying false once per `wait` (a slice) so that the
+/// caller runs its check.
 pub(crate) struct SocketWait {
-    backoff: Backoff,
     slice_started: Instant,
 }
 
 impl SocketWait {
     pub(crate) fn new() -> SocketWait {
         SocketWait {
-            backoff: Backoff::new(),
             slice_started: Instant::now(),
         }
     }
 
-    /// True: try again now (after a sleep, or at once when `closing`); false: a slice of
-    /// `wait` has passed since the last false.
+    /// True: try again now (the socket is ready, [`CLOSE_CHECK`] has passed, or `closing`);
+    /// false: a slice of `wait` has passed since the last false.
     pub(crate) fn wait(
         &mut self,
-        _socket: &UdpSocket,
-        _interest: Interest,
+        socket: &UdpSocket,
+        interest: Interest,
         wait: Duration,
         closing: &AtomicBool,
     ) -> io::Result<bool> {
@@ -235,7 +212,7 @@ impl SocketWait {
             self.slice_started = Instant::now();
             return Ok(false);
         }
-        thread::sleep(self.backoff.step(left));
+        readiness::wait_one(socket, interest, left.min(CLOSE_CHECK))?;
         Ok(true)
     }
 }
@@ -245,7 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_backoff_doubles_up_to_its_cap_and_resets() {
+    fn the_backoff_doubles_up_to_its_cap() {
         let mut b = Backoff::new();
         let long = Duration::from_secs(1);
         let steps: Vec<_> = (0..7).map(|_| b.step(long)).collect();
@@ -263,86 +240,104 @@ mod tests {
             ]
         );
         assert_eq!(b.step(us(30)), us(30), "never longer than what is left");
-        b.reset();
-        assert_eq!(b.step(long), BACKOFF_MIN);
     }
 
     #[test]
-    fn a_waker_ends_a_sleeping_wait_at_once() {
+    fn a_waker_ends_a_wait_at_once_and_is_seen_once() {
         let (mut waiter, notifier) = waker_pair().unwrap();
-        // Sleep steps of up to 10 s: only an unpark ends the wait early.
-        waiter.backoff.next = Duration::from_secs(10);
-        let shared = Arc::clone(&waiter.shared);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let t = thread::spawn(move || {
-            let mut ready = Vec::new();
             let started = Instant::now();
             let woke = waiter
                 .wait(
-                    std::iter::empty(),
+                    [&socket].into_iter(),
                     Duration::from_secs(10),
-                    &mut ready,
-                    true,
+                    &mut Vec::new(),
                 )
                 .unwrap();
-            (woke.notified, started.elapsed())
+            let again = waiter
+                .wait(
+                    [&socket].into_iter(),
+                    Duration::from_millis(20),
+                    &mut Vec::new(),
+                )
+                .unwrap();
+            (woke.notified, started.elapsed(), again.notified)
         });
-        // Once the waiting thread is registered, it is asleep or about to read the flag.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while shared.thread.lock().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the wait never began");
-            thread::yield_now();
-        }
+        thread::sleep(Duration::from_millis(20)); // the wait has begun, or a wake-up waits for it
         notifier.notify();
-        let (notified, took) = t.join().unwrap();
+        notifier.notify();
+        let (notified, took, again) = t.join().unwrap();
         assert!(notified);
         assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(!again, "two wake-ups before one wait are one");
     }
 
     #[test]
-    fn a_wake_up_before_the_wait_is_not_lost() {
+    fn the_wake_up_channel_takes_datagrams_from_its_notifier_only() {
         let (mut waiter, notifier) = waker_pair().unwrap();
-        notifier.notify();
-        waiter.backoff.next = Duration::from_secs(10);
-        let started = Instant::now();
+        let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = stranger.send_to(b"!", waiter.rx.local_addr().unwrap());
         let woke = waiter
             .wait(
                 std::iter::empty(),
-                Duration::from_secs(10),
+                Duration::from_millis(30),
                 &mut Vec::new(),
-                true,
-            )
-            .unwrap();
-        assert!(woke.notified);
-        assert!(started.elapsed() < Duration::from_secs(5));
-        // Seen once: the next wait sleeps its step.
-        waiter.backoff.next = Duration::from_millis(1);
-        let woke = waiter
-            .wait(
-                std::iter::empty(),
-                Duration::from_secs(1),
-                &mut Vec::new(),
-                true,
             )
             .unwrap();
         assert!(!woke.notified);
+        notifier.close();
+        let woke = waiter
+            .wait(std::iter::empty(), Duration::from_secs(10), &mut Vec::new())
+            .unwrap();
+        assert!(woke.notified, "close wakes the loop a last time");
+        notifier.notify(); // after close: nothing, and no error
     }
 
     #[test]
-    fn a_round_after_traffic_does_not_sleep_and_resets_the_backoff() {
-        let (mut waiter, _notifier) = waker_pair().unwrap();
-        let sockets = [
-            UdpSocket::bind("127.0.0.1:0").unwrap(),
-            UdpSocket::bind("127.0.0.1:0").unwrap(),
-        ];
-        waiter.backoff.next = Duration::from_secs(10);
-        let mut ready = Vec::new();
+    fn a_socket_wait_sleeps_until_a_datagram_or_its_slice_is_over() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closing = AtomicBool::new(false);
+        let mut waiting = SocketWait::new();
         let started = Instant::now();
-        waiter
-            .wait(sockets.iter(), Duration::from_secs(10), &mut ready, false)
+        let mut tries = 0;
+        while waiting
+            .wait(
+                &socket,
+                Interest::Receive,
+                Duration::from_millis(100),
+                &closing,
+            )
+            .unwrap()
+        {
+            tries += 1;
+        }
+        // Woken every CLOSE_CHECK (20 ms) to look at close(), not every millisecond.
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert!(tries <= 10, "{tries} tries in one slice");
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .send_to(b"x", socket.local_addr().unwrap())
             .unwrap();
+        let started = Instant::now();
+        assert!(waiting
+            .wait(
+                &socket,
+                Interest::Receive,
+                Duration::from_secs(10),
+                &closing
+            )
+            .unwrap());
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(ready, [0, 1]);
-        assert_eq!(waiter.backoff.next, BACKOFF_MIN);
+        closing.store(true, Ordering::Relaxed);
+        assert!(waiting
+            .wait(
+                &socket,
+                Interest::Receive,
+                Duration::from_secs(10),
+                &closing
+            )
+            .unwrap());
     }
 
     #[test]

@@ -3,24 +3,15 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::RecvFlags;
 
-use super::{Interest, Woke};
-use crate::timing::{SEND_WAIT, TICK};
-
-/// What `poll` reports for a shut-down socket: on Linux `POLLRDHUP` once its receiving side is
-/// shut down, `POLLHUP` once both sides are.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const HANG_UP: PollFlags = PollFlags::RDHUP.union(PollFlags::HUP);
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const HANG_UP: PollFlags = PollFlags::HUP;
+use super::{readiness, Interest, Woke};
+use crate::timing::SEND_WAIT;
 
 /// An endpoint's socket: blocking for sends, at most [`SEND_WAIT`] per call (`SO_SNDTIMEO`);
 /// receives do not wait ([`recv_now`]).
@@ -117,46 +108,17 @@ impl Notifier {
 
 impl Waiter {
     /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
-    /// readable sockets in `ready` (none after a hang-up). A signal (`EINTR`) ends the wait
-    /// early with nothing seen. Whether the last round received anything (`idle`) does not
-    /// matter here: `poll` knows.
+    /// readable sockets in `ready` (see [`readiness::wait_readable`]).
     pub(crate) fn wait<'a>(
         &mut self,
         sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
         wait: Duration,
         ready: &mut Vec<usize>,
-        _idle: bool,
     ) -> io::Result<Woke> {
-        ready.clear();
-        let mut fds = Vec::with_capacity(sockets.len() + 1);
-        fds.push(PollFd::new(&self.rx, PollFlags::IN));
-        fds.extend(sockets.map(|s| PollFd::from_borrowed_fd(s.as_fd(), PollFlags::IN | HANG_UP)));
-        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
-            tv_sec: TICK.as_secs() as _,
-            tv_nsec: 0,
-        });
-        let mut woke = Woke::default();
-        match poll(&mut fds, Some(&timeout)) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(woke),
-            Err(e) => return Err(e.into()),
-        }
-        if !fds[0].revents().is_empty() {
+        let woke = readiness::wait_readable(&self.rx, sockets, wait, ready)?;
+        if woke.notified {
             // Empty the wake-up queue; the caller's flag says whether it was a stop.
             while self.rx.recv(&mut [0u8; 8]).is_ok() {}
-            woke.notified = true;
-        }
-        for (i, fd) in fds[1..].iter().enumerate() {
-            let events = fd.revents();
-            if events.intersects(HANG_UP) {
-                // Shut down (a receive without waiting then says "nothing yet" for ever).
-                ready.clear();
-                woke.hung_up = true;
-                break;
-            }
-            if !events.is_empty() {
-                ready.push(i);
-            }
         }
         Ok(woke)
     }
@@ -180,20 +142,7 @@ impl SocketWait {
         wait: Duration,
         _closing: &AtomicBool,
     ) -> io::Result<bool> {
-        let events = match interest {
-            Interest::Receive => PollFlags::IN,
-            Interest::Send => PollFlags::OUT,
-        };
-        let mut fds = [PollFd::from_borrowed_fd(socket.as_fd(), events)];
-        let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
-            tv_sec: TICK.as_secs() as _,
-            tv_nsec: 0,
-        });
-        match poll(&mut fds, Some(&timeout)) {
-            Ok(n) => Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        readiness::wait_one(socket, interest, wait)
     }
 }
 
