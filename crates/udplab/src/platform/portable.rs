@@ -6,11 +6,10 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{errno, readiness, Interest, Woke};
+use super::{errno, readiness, Interest};
 use crate::timing::SEND_WAIT;
 
 /// The first sleep of a send that found the send buffer full.
@@ -117,15 +116,19 @@ pub(crate) fn recv_from(
     }
 }
 
-/// A loop's side of its wake-up channel: the receiving end of the socket pair.
-pub(crate) struct Waiter {
-    rx: UdpSocket,
-}
+/// A loop's side of its wake-up channel, a loopback UDP socket pair.
+pub(crate) type Waiter = readiness::Waiter<UdpSocket>;
+/// The wakers' side.
+pub(crate) type Notifier = readiness::Notifier<UdpSocket>;
 
-/// The wakers' side: the sending end, closed by [`close`](Self::close), so a stopped loop holds
-/// no socket once it has returned.
-pub(crate) struct Notifier {
-    tx: Mutex<Option<UdpSocket>>,
+impl readiness::WakeSocket for UdpSocket {
+    fn wake(&self) {
+        let _ = self.send(&[1]);
+    }
+
+    fn drain(&self) {
+        while self.recv(&mut [0u8; 8]).is_ok() {}
+    }
 }
 
 /// A new wake-up channel: two UDP sockets on the loopback address (std has no socket pair on
@@ -139,46 +142,7 @@ pub(crate) fn waker_pair() -> io::Result<(Waiter, Notifier)> {
     tx.connect(rx.local_addr()?)?;
     rx.set_nonblocking(true)?;
     tx.set_nonblocking(true)?;
-    let notifier = Notifier {
-        tx: Mutex::new(Some(tx)),
-    };
-    Ok((Waiter { rx }, notifier))
-}
-
-impl Notifier {
-    /// Wakes the loop.
-    pub(crate) fn notify(&self) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            // A full wake-up queue already holds a wake-up: nothing is lost by failing here.
-            let _ = tx.send(&[1]);
-        }
-    }
-
-    /// Wakes the loop for the last time.
-    pub(crate) fn close(&self) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = tx {
-            let _ = tx.send(&[1]);
-        }
-    }
-}
-
-impl Waiter {
-    /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
-    /// readable sockets in `ready` (see [`readiness::wait_readable`]).
-    pub(crate) fn wait<'a>(
-        &mut self,
-        sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
-        wait: Duration,
-        ready: &mut Vec<usize>,
-    ) -> io::Result<Woke> {
-        let woke = readiness::wait_readable(&self.rx, sockets, wait, ready)?;
-        if woke.notified {
-            // Empty the wake-up queue; the caller's flag says whether it was a stop.
-            while self.rx.recv(&mut [0u8; 8]).is_ok() {}
-        }
-        Ok(woke)
-    }
+    Ok(readiness::channel(rx, tx))
 }
 
 /// How a socket call waits: `poll` on the socket, at most [`CLOSE_CHECK`] at a time so that a
@@ -277,7 +241,7 @@ mod tests {
     fn the_wake_up_channel_takes_datagrams_from_its_notifier_only() {
         let (mut waiter, notifier) = waker_pair().unwrap();
         let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let _ = stranger.send_to(b"!", waiter.rx.local_addr().unwrap());
+        let _ = stranger.send_to(b"!", waiter.receiver().local_addr().unwrap());
         let woke = waiter
             .wait(
                 std::iter::empty(),

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::net::UdpSocket;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -69,6 +70,74 @@ pub(crate) fn wait_readable<'a>(
         }
     }
     Ok(woke)
+}
+
+/// One end of a wake-up channel: a non-blocking datagram socket of the pair a path makes.
+pub(crate) trait WakeSocket: AsFd {
+    /// Sends a one-byte wake-up; a full queue already holds one, so a failure loses nothing.
+    fn wake(&self);
+    /// Takes every wake-up queued.
+    fn drain(&self);
+}
+
+/// A loop's side of its wake-up channel: the receiving end of the pair.
+pub(crate) struct Waiter<S> {
+    rx: S,
+}
+
+/// The wakers' side: the sending end, closed by [`close`](Self::close), so a stopped loop holds
+/// no descriptor once it has returned.
+pub(crate) struct Notifier<S> {
+    tx: Mutex<Option<S>>,
+}
+
+/// A wake-up channel of the two ends of a connected, non-blocking socket pair.
+pub(crate) fn channel<S: WakeSocket>(rx: S, tx: S) -> (Waiter<S>, Notifier<S>) {
+    let notifier = Notifier {
+        tx: Mutex::new(Some(tx)),
+    };
+    (Waiter { rx }, notifier)
+}
+
+impl<S: WakeSocket> Notifier<S> {
+    /// Wakes the loop.
+    pub(crate) fn notify(&self) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            tx.wake();
+        }
+    }
+
+    /// Wakes the loop for the last time.
+    pub(crate) fn close(&self) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = tx {
+            tx.wake();
+        }
+    }
+}
+
+impl<S: WakeSocket> Waiter<S> {
+    /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
+    /// readable sockets in `ready` (see [`wait_readable`]).
+    pub(crate) fn wait<'a>(
+        &mut self,
+        sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
+        wait: Duration,
+        ready: &mut Vec<usize>,
+    ) -> io::Result<Woke> {
+        let woke = wait_readable(&self.rx, sockets, wait, ready)?;
+        if woke.notified {
+            // The caller's flag says whether it was a stop.
+            self.rx.drain();
+        }
+        Ok(woke)
+    }
+
+    /// The receiving end (the portable path's tests).
+    #[cfg(all(test, any(not(unix), feature = "portable")))]
+    pub(crate) fn receiver(&self) -> &S {
+        &self.rx
+    }
 }
 
 /// Waits up to `wait` for `socket` to be readable (or writable); true when it is (or has an

@@ -5,12 +5,11 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rustix::net::RecvFlags;
 
-use super::{readiness, Interest, Woke};
+use super::{readiness, Interest};
 use crate::timing::SEND_WAIT;
 
 /// An endpoint's socket: blocking for sends, at most [`SEND_WAIT`] per call (`SO_SNDTIMEO`);
@@ -66,15 +65,19 @@ pub(crate) fn recv_from(
     Ok((n, from.and_then(|a| SocketAddr::try_from(a).ok())))
 }
 
-/// A loop's side of its wake-up channel: the receiving end of the socket pair.
-pub(crate) struct Waiter {
-    rx: UnixDatagram,
-}
+/// A loop's side of its wake-up channel, a Unix datagram socket pair.
+pub(crate) type Waiter = readiness::Waiter<UnixDatagram>;
+/// The wakers' side.
+pub(crate) type Notifier = readiness::Notifier<UnixDatagram>;
 
-/// The wakers' side: the sending end, closed by [`close`](Self::close), so a stopped loop holds
-/// no descriptor once it has returned.
-pub(crate) struct Notifier {
-    tx: Mutex<Option<UnixDatagram>>,
+impl readiness::WakeSocket for UnixDatagram {
+    fn wake(&self) {
+        let _ = self.send(&[1]);
+    }
+
+    fn drain(&self) {
+        while self.recv(&mut [0u8; 8]).is_ok() {}
+    }
 }
 
 /// A new wake-up channel.
@@ -82,46 +85,7 @@ pub(crate) fn waker_pair() -> io::Result<(Waiter, Notifier)> {
     let (tx, rx) = UnixDatagram::pair()?;
     tx.set_nonblocking(true)?;
     rx.set_nonblocking(true)?;
-    let notifier = Notifier {
-        tx: Mutex::new(Some(tx)),
-    };
-    Ok((Waiter { rx }, notifier))
-}
-
-impl Notifier {
-    /// Wakes the loop.
-    pub(crate) fn notify(&self) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            // A full wake-up queue already holds a wake-up: nothing is lost by failing here.
-            let _ = tx.send(&[1]);
-        }
-    }
-
-    /// Wakes the loop for the last time.
-    pub(crate) fn close(&self) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = tx {
-            let _ = tx.send(&[1]);
-        }
-    }
-}
-
-impl Waiter {
-    /// Polls `sockets` and the wake-up channel for up to `wait`, leaving the indexes of the
-    /// readable sockets in `ready` (see [`readiness::wait_readable`]).
-    pub(crate) fn wait<'a>(
-        &mut self,
-        sockets: impl ExactSizeIterator<Item = &'a UdpSocket>,
-        wait: Duration,
-        ready: &mut Vec<usize>,
-    ) -> io::Result<Woke> {
-        let woke = readiness::wait_readable(&self.rx, sockets, wait, ready)?;
-        if woke.notified {
-            // Empty the wake-up queue; the caller's flag says whether it was a stop.
-            while self.rx.recv(&mut [0u8; 8]).is_ok() {}
-        }
-        Ok(woke)
-    }
+    Ok(readiness::channel(rx, tx))
 }
 
 /// How a socket call waits for readiness: one `poll` per wait, nothing to remember.
