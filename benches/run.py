@@ -612,7 +612,7 @@ def main():
         "--capture",
         action="store_true",
         help="also run udplab with capture= (a pcap file in the temporary directory) as "
-        "udplab-capture",
+        "udplab-capture (with --baseline, the baseline too, as udplab-base-capture)",
     )
     parser.add_argument(
         "--view",
@@ -658,6 +658,9 @@ def main():
         if args.info_logging:
             CONTENDERS["udplab-base-info"] = udplab_argv + ["--log-info"]
             CONTENDER_ENV["udplab-base-info"] = CONTENDER_ENV["udplab-base"]
+        if args.capture:  # an A/B of the capture writer itself
+            CONTENDERS["udplab-base-capture"] = list(CONTENDERS["udplab-capture"])
+            CONTENDER_ENV["udplab-base-capture"] = CONTENDER_ENV["udplab-base"]
     names = [n for n in CONTENDERS if not args.only or n in args.only.split(",")]
     have_udplab, why = importable("import udplab; udplab.ChatS")
     skipped = {}

@@ -272,58 +272,83 @@ impl Tap for CaptureTap {
     }
 }
 
-/// Records taken from the queue and not written yet, in time order, each with the instant its
-/// [`HOLD`] is over; their payloads are in `bytes`.
-#[derive(Default)]
-struct Held {
-    records: Vec<(Instant, Meta)>,
-    bytes: Vec<u8>,
-    /// Where the payloads kept for the next round are gathered (then swapped with `bytes`).
-    spare: Vec<u8>,
+/// A batch taken from the queue, sorted by time, with the instant its [`HOLD`] is over and its
+/// first record not written yet.
+struct Batch {
+    due: Instant,
+    records: Queue,
+    next: usize,
 }
 
+impl Batch {
+    fn head(&self) -> Option<&Meta> {
+        self.records.metas.get(self.next)
+    }
+}
+
+/// The batches taken and not wholly written yet, oldest first. Records are written by merging
+/// the batches in time order, so no record is moved or copied while it waits.
+#[derive(Default)]
+struct Held {
+    batches: Vec<Batch>,
+    /// Emptied batches, whose buffers (and their capacity) take the next batch.
+    spare: Vec<Queue>,
+}
+
+/// How many emptied batches are kept for their buffers.
+const SPARE: usize = 4;
+
 impl Held {
+    /// Empty buffers to swap with the queue's.
+    fn buffers(&mut self) -> Queue {
+        self.spare.pop().unwrap_or_default()
+    }
+
     /// Takes in a batch from the queue, to be written from `due` on.
-    fn admit(&mut self, batch: &Queue, due: Instant) {
-        let base = self.bytes.len();
-        self.bytes.extend_from_slice(&batch.bytes);
-        self.records.extend(batch.metas.iter().map(|m| {
-            let start = base + m.start;
-            (due, Meta { start, ..*m })
-        }));
-        // Stable: records of one time keep the order they were queued in. Both parts are
-        // nearly sorted already, which the sort finds out.
-        self.records.sort_by_key(|(_, m)| m.at);
-    }
-
-    /// When the first record may be written (it holds back the ones after it).
-    fn next_due(&self) -> Option<Instant> {
-        self.records.first().map(|(due, _)| *due)
-    }
-
-    /// How many records, from the first, may be written at `now`.
-    fn due(&self, now: Instant) -> usize {
-        self.records
-            .iter()
-            .take_while(|(due, _)| *due <= now)
-            .count()
-    }
-
-    fn payload(&self, m: &Meta) -> &[u8] {
-        &self.bytes[m.start..m.start + m.len]
-    }
-
-    /// Forgets the first `n` records (written), keeping the others' payloads.
-    fn remove_first(&mut self, n: usize) {
-        self.records.drain(..n);
-        self.spare.clear();
-        for (_, m) in &mut self.records {
-            let start = self.spare.len();
-            self.spare
-                .extend_from_slice(&self.bytes[m.start..m.start + m.len]);
-            m.start = start;
+    fn admit(&mut self, mut records: Queue, due: Instant) {
+        if records.metas.is_empty() {
+            self.spare.push(records);
+            return;
         }
-        std::mem::swap(&mut self.bytes, &mut self.spare);
+        // Stable: records of one time keep the order they were queued in.
+        records.metas.sort_by_key(|m| m.at);
+        self.batches.push(Batch {
+            due,
+            records,
+            next: 0,
+        });
+    }
+
+    /// The batch whose next record is the earliest of all (the oldest batch among equals).
+    fn first(&self) -> Option<usize> {
+        self.batches
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.head().map(|m| (m.at, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// When the earliest record may be written (it holds back the ones after it).
+    fn next_due(&self) -> Option<Instant> {
+        self.first().map(|i| self.batches[i].due)
+    }
+
+    /// Keeps the buffers of the batches wholly written.
+    fn release_written(&mut self) {
+        let mut i = 0;
+        while i < self.batches.len() {
+            if self.batches[i].head().is_some() {
+                i += 1;
+                continue;
+            }
+            let mut done = self.batches.remove(i).records;
+            if self.spare.len() < SPARE {
+                done.metas.clear();
+                done.bytes.clear();
+                self.spare.push(done);
+            }
+        }
     }
 }
 
@@ -456,16 +481,29 @@ impl<W: Sink> Writer<W> {
     /// Writes the held records whose hold is over at `now` (all of them when `all`), in time
     /// order, and keeps the others.
     fn write_due(&mut self, held: &mut Held, now: Instant, all: bool) {
-        let n = if all {
-            held.records.len()
-        } else {
-            held.due(now)
-        };
-        for (_, m) in &held.records[..n] {
-            self.add(m, held.payload(m));
+        while let Some(i) = held.first() {
+            if !all && held.batches[i].due > now {
+                break;
+            }
+            // The records of batch i up to the earliest head of the others go in one run.
+            let limit = held
+                .batches
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .filter_map(|(j, b)| b.head().map(|m| (m.at, j)))
+                .min();
+            let batch = &mut held.batches[i];
+            while let Some(&m) = batch.head() {
+                if limit.is_some_and(|first| (m.at, i) > first) {
+                    break;
+                }
+                batch.next += 1;
+                self.add(&m, &batch.records.bytes[m.start..m.start + m.len]);
+            }
         }
         self.flush();
-        held.remove_first(n);
+        held.release_written();
     }
 
     /// The time to write for a record stamped `at`: never before the last one written,
@@ -601,8 +639,6 @@ impl<W: Sink> Writer<W> {
             Err(e) => self.fail(&e),
         }
         let shared = Arc::clone(&self.shared);
-        // Swapped with the queue's buffers, so both keep their capacity.
-        let mut taken = Queue::default();
         let mut held = Held::default();
         loop {
             let mut queue = shared.queue();
@@ -629,14 +665,14 @@ impl<W: Sink> Writer<W> {
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
+            // Swapped with emptied buffers, so both keep their capacity.
+            let mut taken = held.buffers();
             std::mem::swap(&mut taken.metas, &mut queue.metas);
             std::mem::swap(&mut taken.bytes, &mut queue.bytes);
             let closed = queue.closed;
             drop(queue);
             let now = Instant::now();
-            held.admit(&taken, now + HOLD);
-            taken.metas.clear();
-            taken.bytes.clear();
+            held.admit(taken, now + HOLD);
             self.write_due(&mut held, now, closed);
             if closed {
                 break;
@@ -1079,17 +1115,48 @@ mod tests {
         let mut held = Held::default();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        held.admit(&batch(&[10, 20]), t0 + HOLD);
+        held.admit(batch(&[10, 20]), t0 + HOLD);
         w.write_due(&mut held, t0, false);
         assert!(w.sink.0.is_empty(), "written before its hold was over");
         // Stamped at 15 ms, but its thread reached the queue after the batch above was taken.
-        held.admit(&batch(&[15, 30]), t0 + ms(5) + HOLD);
+        held.admit(batch(&[15, 30]), t0 + ms(5) + HOLD);
         w.write_due(&mut held, t0 + HOLD, false);
         // 10 is due; 15 is not yet, and holds back 20 (due) behind it.
         assert_eq!(ms_after_start(record_times(&w.sink.0)), [10]);
         w.write_due(&mut held, t0 + ms(5) + HOLD, false);
         assert_eq!(ms_after_start(record_times(&w.sink.0)), [10, 15, 20, 30]);
-        assert!(held.records.is_empty() && held.bytes.is_empty());
+        assert!(held.batches.is_empty() && held.spare.len() == 2);
+    }
+
+    proptest::proptest! {
+        /// However the records are spread over batches, and whenever the writer looks, the file
+        /// never steps back in time and holds every record; looked at only once all batches are
+        /// in, it holds them exactly in time order.
+        #[test]
+        fn the_merge_of_the_batches_is_in_time_order(
+            batches in proptest::collection::vec(proptest::collection::vec(0u64..500, 0..20), 0..8),
+            looks in proptest::collection::vec(proptest::option::of(0u64..100), 0..8),
+        ) {
+            let mut w = writer(Vec::new(), DEFAULT_LIMIT);
+            let mut held = Held::default();
+            let t0 = Instant::now();
+            for (k, times) in batches.iter().enumerate() {
+                held.admit(batch(times), t0 + Duration::from_millis(10 * k as u64));
+                if let Some(Some(ms)) = looks.get(k) {
+                    w.write_due(&mut held, t0 + Duration::from_millis(*ms), false);
+                }
+            }
+            w.write_due(&mut held, t0, true);
+            let written = ms_after_start(record_times(&w.sink.0));
+            let mut all: Vec<u64> = batches.concat();
+            all.sort();
+            proptest::prop_assert!(written.windows(2).all(|p| p[0] <= p[1]), "{:?}", written);
+            proptest::prop_assert_eq!(written.len(), all.len());
+            if looks.iter().take(batches.len()).all(Option::is_none) {
+                proptest::prop_assert_eq!(written, all);
+            }
+            proptest::prop_assert!(held.batches.is_empty());
+        }
     }
 
     #[test]
@@ -1097,12 +1164,12 @@ mod tests {
         let mut w = writer(Vec::new(), DEFAULT_LIMIT);
         let mut held = Held::default();
         let now = Instant::now();
-        held.admit(&batch(&[100]), now);
+        held.admit(batch(&[100]), now);
         w.write_due(&mut held, now, false);
-        held.admit(&batch(&[40, 2000]), now); // 60 ms late: written as of 100 ms
+        held.admit(batch(&[40, 2000]), now); // 60 ms late: written as of 100 ms
         w.write_due(&mut held, now, false);
         // the wall clock set back by more than CLOCK_STEP: a new time line begins
-        held.admit(&batch(&[500, 600]), now);
+        held.admit(batch(&[500, 600]), now);
         w.write_due(&mut held, now, true);
         assert_eq!(
             ms_after_start(record_times(&w.sink.0)),
