@@ -252,7 +252,7 @@ impl Endpoint {
     }
 
     /// Sends one datagram to the connected peer (`EDESTADDRREQ` when not connected), waiting
-    /// up to [`SEND_WAIT`] for buffer space.
+    /// up to [`SEND_WAIT`](crate::timing::SEND_WAIT) for buffer space.
     pub fn send(&self, payload: &[u8]) -> io::Result<usize> {
         self.send_connected(payload, true)
     }
