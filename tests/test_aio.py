@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Iterator
 from typing import Any, Callable, TypeVar
 
 import pytest
-import udplab
 import udplab.aio as aio
 from conftest import ipv6_available, process_cpu, python
 
@@ -405,10 +404,6 @@ def test_a_socket_nobody_reads_leaves_datagrams_in_the_kernel_and_loses_none(
 
 
 def test_idle_sockets_and_waiting_tasks_use_no_cpu(run: Run[Any], kind: str) -> None:
-    if kind == "no-readers" and udplab._core._PORTABLE:
-        pytest.skip("the portable path waits by rounds of receives with sleeps of up to 1 ms "
-                    "(crates/udplab/src/platform/mod.rs); only the hand-off thread waits there")
-
     async def main() -> None:
         sockets = [await aio.bind(("127.0.0.1", 0)) for _ in range(10)]
         waiters = [asyncio.ensure_future(s.recvfrom(10)) for s in sockets]
