@@ -70,7 +70,10 @@ def test_every_datagram_the_lossy_link_counts_reaches_the_page_with_its_fate() -
                        delay=0.004, jitter=0.002, seed=22)
     link.start()
     clients = [udplab.ChatC(*link.addr, name=name, interval=0.05) for name in ("ann", "bo")]
-    with view(server, link, *clients) as v:
+    # The rate budget out of the way: this test counts every datagram, and under load the
+    # run stretches, heartbeats add up, and a budget of 1,000 a second dropped some (failed
+    # 2 in about 25 runs on a loaded machine).
+    with view(server, link, *clients, rate=1_000_000) as v:
         page = Page(v.url)
         for c in clients:
             c.start()
@@ -84,7 +87,9 @@ def test_every_datagram_the_lossy_link_counts_reaches_the_page_with_its_fate() -
         stats = link.stats()
         copies = sum(stats[d][k] for d in ("up", "down") for k in
                      ("lost", "queue_dropped", "refused", "forwarded", "send_errors"))
-        wait_until(lambda: sum(1 for e in page.events() if e.get("via")) == copies)
+        wait_until(lambda: sum(1 for e in page.events() if e.get("via")) == copies
+                   or v.stats()["dropped"] > 0)
+        assert v.stats()["dropped"] == 0, v.stats()
         events = [e for e in page.events() if e.get("via") == "link"]
         link.stop()
         server.stop()
