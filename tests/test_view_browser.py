@@ -37,6 +37,7 @@ def page_state(driver: Any) -> dict[str, Any]:
         const st = window.udplabView && window.udplabView.st;
         if (!st) return null;
         return {events: st.events.length, shown: st.shown, paused: st.paused,
+                last_shown: st.shown ? st.events[st.shown - 1].id : null,
                 rows: document.querySelectorAll('#ladder g.ev').length,
                 lost: document.querySelectorAll('#ladder g.ev.lost text.x').length,
                 heads: [...document.querySelectorAll('.head b')].map(b => b.textContent),
@@ -69,47 +70,54 @@ def test_live_ladder_lifelines_loss_pause_and_step_back(browser: Any, tmp_path: 
                        corrupt=0.1, reorder=0.1, seed=5)
     link.start()
     clients = [udplab.ChatC(*link.addr, name=n, interval=0.5) for n in ("alice", "bob")]
-    with udplab.view(server, link, *clients) as v:
-        browser.get(v.url)
-        wait_until(lambda: (page_state(browser) or {}).get("heads"), timeout=10)
-        for c in clients:
-            c.start()
-        for i in range(8):
-            clients[0].send(f"你好 {i}".encode())
-            clients[1].send(f"hello {i}".encode())
-            time.sleep(0.05)
-        wait_until(lambda: page_state(browser)["lost"] > 0, timeout=10)
-        heads = page_state(browser)["heads"]
-        assert {"alice", "bob"} <= set(heads)
-        shot(browser, "live.png")
+    try:
+        with udplab.view(server, link, *clients) as v:
+            browser.get(v.url)
+            wait_until(lambda: (page_state(browser) or {}).get("heads"), timeout=10)
+            for c in clients:
+                c.start()
+            for i in range(8):
+                clients[0].send(f"你好 {i}".encode())
+                clients[1].send(f"hello {i}".encode())
+                time.sleep(0.05)
+            wait_until(lambda: page_state(browser)["lost"] > 0, timeout=10)
+            heads = page_state(browser)["heads"]
+            assert {"alice", "bob"} <= set(heads)
+            shot(browser, "live.png")
 
-        browser.find_element("id", "pause").click()
-        before = page_state(browser)
-        assert before["paused"]
-        clients[0].send(b"sent while paused")
-        wait_until(lambda: page_state(browser)["events"] > before["events"], timeout=10)
-        after = page_state(browser)
-        assert after["shown"] == before["shown"] and after["ids"] == before["ids"]
+            browser.find_element("id", "pause").click()
+            # Pausing is at once, but the arrows of events taken just before it appear at the
+            # next redraw (drawing waits for a frame): read the state once the last is drawn.
+            # (Read too early, two arrows appeared "while paused": failed once in a clean clone.)
+            wait_until(lambda: page_state(browser)["last_shown"] in page_state(browser)["ids"],
+                       timeout=5)
+            before = page_state(browser)
+            assert before["paused"]
+            clients[0].send(b"sent while paused")
+            wait_until(lambda: page_state(browser)["events"] > before["events"], timeout=10)
+            after = page_state(browser)
+            assert after["shown"] == before["shown"] and after["ids"] == before["ids"]
 
-        last = max(before["ids"])
-        browser.find_element("id", "back").click()
-        # The window may scroll to keep the last arrow in sight: compare arrows, not counts.
-        wait_until(lambda: last not in page_state(browser)["ids"], timeout=5)
-        stepped = page_state(browser)
-        assert stepped["shown"] == before["shown"] - 1
-        assert max(stepped["ids"]) < last, "step back removes the last arrow"
-        browser.find_element("id", "forward").click()
-        wait_until(lambda: last in page_state(browser)["ids"], timeout=5)
-        assert page_state(browser)["shown"] == before["shown"]
+            last = max(before["ids"])
+            browser.find_element("id", "back").click()
+            # The window may scroll to keep the last arrow in sight: compare arrows, not counts.
+            wait_until(lambda: last not in page_state(browser)["ids"], timeout=5)
+            stepped = page_state(browser)
+            assert stepped["shown"] == before["shown"] - 1
+            assert max(stepped["ids"]) < last, "step back removes the last arrow"
+            browser.find_element("id", "forward").click()
+            wait_until(lambda: last in page_state(browser)["ids"], timeout=5)
+            assert page_state(browser)["shown"] == before["shown"]
 
-        browser.find_element("id", "lang").click()
-        wait_until(lambda: browser.find_element("id", "pause").text == "继续", timeout=5)
-        shot(browser, "live-zh.png")
-        check_clean(browser, v.url)
+            browser.find_element("id", "lang").click()
+            wait_until(lambda: browser.find_element("id", "pause").text == "继续", timeout=5)
+            shot(browser, "live-zh.png")
+            check_clean(browser, v.url)
+    finally:
         for c in clients:
             c.stop()
-    link.stop()
-    server.stop()
+        link.stop()
+        server.stop()
 
 
 def test_a_replay_draws_the_same_ladder(browser: Any, tmp_path: Path) -> None:
