@@ -173,6 +173,26 @@ def cpu_seconds(pid):
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
+def descendants_cpu_seconds(pid):
+    """User + system CPU seconds of every process below ``pid`` (a contender's browser), from
+    /proc; 0 when it has none."""
+    parents = {}
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks = int(fields[11]) + int(fields[12])
+        parents.setdefault(int(fields[1]), []).append((int(child), ticks))
+    total, todo = 0, [pid]
+    while todo:
+        for child, ticks in parents.get(todo.pop(), []):
+            total += ticks
+            todo.append(child)
+    return total / TICK
+
+
 def machine_seconds():
     """Machine-wide CPU seconds from /proc/stat: (busy without irq/softirq, irq+softirq, idle)."""
     with open("/proc/stat") as f:
@@ -226,6 +246,7 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
     try:
         port = read_port(proc, 30)
         u0, s0 = cpu_seconds(proc.pid)
+        b0 = descendants_cpu_seconds(proc.pid)
         m0 = machine_seconds()
         cmd = [
             loadgen,
@@ -247,6 +268,7 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
         ]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 30)
         u1, s1 = cpu_seconds(proc.pid)
+        b1 = descendants_cpu_seconds(proc.pid)
         m1 = machine_seconds()
         if r.returncode != 0:
             record["error"] = (r.stderr.strip() or f"loadgen exit {r.returncode}")[-300:]
@@ -254,6 +276,8 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
             record.update(json.loads(r.stdout))
         record["server_user_s"] = round(u1 - u0, 3)
         record["server_sys_s"] = round(s1 - s0, 3)
+        # The server's own children (the Chromium of udplab-view): part of what is measured.
+        record["children_cpu_s"] = round(b1 - b0, 3)
         # The kernel accounts the softirq work of loopback delivery (done in the sender's
         # sendto) to the machine, not to the process: it is reported here, machine-wide.
         busy, soft, idle = (b - a for a, b in zip(m0, m1))
@@ -264,7 +288,7 @@ def one_run(name, argv, loadgen, load, mode, max_seconds):
             # Busy time (softirq included) of neither the server nor the generator: other
             # processes, and tick rounding. Near zero (even a little negative) on a quiet
             # machine; large means that something else ran, and the run is marked disturbed.
-            record["other_busy_s"] = round(busy + soft - (u1 - u0) - (s1 - s0) - gen, 3)
+            record["other_busy_s"] = round(busy + soft - (u1 - u0) - (s1 - s0) - (b1 - b0) - gen, 3)
             record["disturbed"] = record["other_busy_s"] > 0.05 + 0.15 * record["elapsed_s"]
     except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         record["error"] = f"{type(e).__name__}: {e}"
@@ -348,6 +372,14 @@ def summarize(runs, names, loads, modes):
                             if r.get("gen_cpu_s") is not None
                         ],
                     ),
+                    "children_cpu_share": stat(
+                        "children_cpu_s",
+                        rs=[
+                            dict(r, children_cpu_s=r["children_cpu_s"] / r["elapsed_s"])
+                            for r in ok
+                            if r.get("children_cpu_s") is not None
+                        ],
+                    ),
                 }
             u = rows.get("udplab", {})
             for row in rows.values():
@@ -369,6 +401,76 @@ def summarize(runs, names, loads, modes):
                 }
             )
     return summary
+
+
+# (contender, baseline): throughput ratios taken within each repetition, whose runs follow
+# each other, so that the machine's drift between repetitions cancels out.
+PAIRS = [
+    ("udplab-view", "udplab"),
+    ("udplab-view-no-page", "udplab"),
+    ("udplab-base-view", "udplab-base"),
+    ("udplab-base-view-no-page", "udplab-base"),
+    ("udplab", "udplab-base"),
+]
+
+
+def per_repetition(runs, name, load, mode):
+    """{repetition: (deliveries/s, children's CPU s/s)} of one contender at one load and mode:
+    medians over its undisturbed attempts, else over all."""
+    reps = {}
+    for r in runs:
+        if (r["contender"], r["load"], r["mode"]) == (name, load, mode) and "error" not in r:
+            reps.setdefault(r["rep"], []).append(r)
+    for rep, rs in reps.items():
+        rs = [r for r in rs if not r.get("disturbed")] or rs
+        reps[rep] = (
+            statistics.median(r["deliveries_per_s"] for r in rs),
+            statistics.median(r.get("children_cpu_s", 0) / r["elapsed_s"] for r in rs),
+        )
+    return reps
+
+
+def paired(runs, loads, modes):
+    """Per load and mode, for each pair of PAIRS that ran: the ratio of deliveries/s within
+    each repetition, and the contender's children's CPU (its browser) per second."""
+    out = []
+    for load in loads:
+        for mode in modes:
+            for name, base in PAIRS:
+                a = per_repetition(runs, name, load[0], mode)
+                b = per_repetition(runs, base, load[0], mode)
+                both = sorted(set(a) & set(b))
+                if both:
+                    out.append(
+                        {
+                            "load": load[0],
+                            "mode": mode,
+                            "contender": name,
+                            "baseline": base,
+                            "ratios": [a[rep][0] / b[rep][0] for rep in both],
+                            "children_cpu_per_s": statistics.median(a[rep][1] for rep in both),
+                        }
+                    )
+    return out
+
+
+def paired_markdown(pairs):
+    if not pairs:
+        return ""
+    out = [
+        "\n### throughput ratios within each repetition\n",
+        "| load | generator | contender / baseline | median [min–max] | per repetition | "
+        "contender's children CPU s/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        rs = p["ratios"]
+        out.append(
+            f"| {p['load']} | {p['mode']} | {p['contender']} / {p['baseline']} | "
+            f"{statistics.median(rs):.2f} [{min(rs):.2f}–{max(rs):.2f}] | "
+            f"{' '.join(f'{r:.2f}' for r in rs)} | {p['children_cpu_per_s']:.3f} |"
+        )
+    return "\n".join(out)
 
 
 def fmt_range(s, fmt="{:,.0f}"):
@@ -601,7 +703,9 @@ def main():
         "--baseline",
         metavar="DIR",
         help="also run the udplab installed in DIR (pip install --target DIR a wheel of another "
-        "commit) as the contender udplab-base, for A/B runs in one invocation",
+        "commit) as the contender udplab-base, for A/B runs in one invocation (with "
+        "--info-logging or --view, its variants too: udplab-base-info, udplab-base-view, "
+        "udplab-base-view-no-page)",
     )
     parser.add_argument(
         "--info-logging",
@@ -655,9 +759,15 @@ def main():
     if args.baseline:
         CONTENDERS["udplab-base"] = list(udplab_argv)
         CONTENDER_ENV["udplab-base"] = {"PYTHONPATH": os.path.abspath(args.baseline)}
-        if args.info_logging:
-            CONTENDERS["udplab-base-info"] = udplab_argv + ["--log-info"]
-            CONTENDER_ENV["udplab-base-info"] = CONTENDER_ENV["udplab-base"]
+        extras = {
+            "info": args.info_logging and ["--log-info"],
+            "view": args.view and ["--view"],
+            "view-no-page": args.view and ["--view-no-page"],
+        }
+        for extra, flags in extras.items():
+            if flags:
+                CONTENDERS[f"udplab-base-{extra}"] = udplab_argv + flags
+                CONTENDER_ENV[f"udplab-base-{extra}"] = CONTENDER_ENV["udplab-base"]
         if args.capture:  # an A/B of the capture writer itself
             CONTENDERS["udplab-base-capture"] = list(CONTENDERS["udplab-capture"])
             CONTENDER_ENV["udplab-base-capture"] = CONTENDER_ENV["udplab-base"]
@@ -724,11 +834,15 @@ def main():
     elif not args.no_micro:
         micro_result = micro(scale) if have_udplab else {"error": "udplab not importable: " + why}
     summary = summarize(runs, names, loads, modes)
+    pairs = paired(runs, loads, modes)
     print(markdown(summary, micro_result))
+    print(paired_markdown(pairs))
     if micro_ab_result:
         print(micro_ab_markdown(micro_ab_result, reps))
-    for base, what in (("blaster", "native, plain send_to"),
-                       ("blaster-mmsg", "native, sendmmsg + DF as udplab sends")):
+    for base, what in (
+        ("blaster", "native, plain send_to"),
+        ("blaster-mmsg", "native, sendmmsg + DF as udplab sends"),
+    ):
         rows = []
         for block in summary:
             u, c = block["contenders"].get("udplab"), block["contenders"].get(base)
@@ -761,6 +875,7 @@ def main():
             {
                 "meta": meta,
                 "summary": summary,
+                "paired": pairs,
                 "micro": micro_result,
                 "micro_ab": micro_ab_result,
                 "runs": runs,

@@ -29,10 +29,10 @@ LINK_FATES = ("lost", "duplicated", "reordered", "corrupted", "delayed", "queue_
 class Page:
     """What a browser does with /events: one connection, every item parsed as it comes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, batch: bool = False) -> None:
         host, port = url.split("//")[1].strip("/").rsplit(":", 1)
         self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        self.conn.request("GET", "/events")
+        self.conn.request("GET", "/events?batch" if batch else "/events")
         self.response = self.conn.getresponse()
         self.items: list[tuple[str, dict[str, Any]]] = []
         self.ended = threading.Event()
@@ -56,7 +56,14 @@ class Page:
         self.ended.set()
 
     def events(self) -> list[dict[str, Any]]:
-        return [d for k, d in list(self.items) if k == "message"]
+        """The events, whether one came per message or a run of them as an array."""
+        out: list[dict[str, Any]] = []
+        for kind, data in list(self.items):
+            if kind == "message":
+                out.append(data)
+            elif kind == "events":
+                out.extend(data)
+        return out
 
     def close(self) -> None:
         self.response.close()
@@ -145,6 +152,64 @@ def test_a_client_alone_shows_its_own_datagrams() -> None:
     assert (sent["kind"], received["kind"]) == ("message", "broadcast")
     assert sent["src"] == received["dst"] == "{}:{}".format(*bob.addr[:2])
     assert {line["role"] for line in v.lifelines()} == {"client", "server"}
+
+
+def test_a_page_that_asks_for_batches_gets_the_same_events_in_the_same_order() -> None:
+    server = udplab.ChatS("127.0.0.1", 0, 5.0)
+    server.start()
+    clients = [udplab.ChatC(*server.addr, name=name, interval=None) for name in ("ann", "bo")]
+    with view(server) as v:
+        one, batched = Page(v.url), Page(v.url, batch=True)
+        wait_until(lambda: v.stats()["pages"] == 2)
+        for c in clients:
+            c.start()
+        for i in range(200):
+            clients[i % 2].send(b"m%d" % i)
+        wait_until(lambda: server.stats()["messages"] == 200)
+        wait_until(lambda: len(v.events()) == 2 + 200 + server.stats()["sent"])
+        made = v.events()
+        wait_until(lambda: len(batched.events()) == len(one.events()) == len(made))
+        arrays = [d for k, d in batched.items if k == "events"]
+        singles = [d for k, d in batched.items if k == "message"]
+        for c in clients:
+            c.stop()
+    server.stop()
+    one.close()
+    batched.close()
+    assert batched.events()[:len(made)] == one.events()[:len(made)] == made
+    assert [e["id"] for e in made] == list(range(1, len(made) + 1))
+    assert not singles
+    assert len(arrays) < len(made) / 4, "events come in runs, not one per message"
+
+
+def test_a_flood_shows_rate_events_a_second_steadily() -> None:
+    rate = 200
+    server = udplab.ChatS("127.0.0.1", 0, 5.0)
+    server.start()
+    client = udplab.ChatC(*server.addr, interval=None, queue=10)
+    with view(server, rate=rate) as v:
+        client.start()
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < 2.0:
+            for _ in range(100):
+                client.send(b"m%d" % sent)
+                sent += 1
+            time.sleep(0.001)
+        elapsed = time.monotonic() - started
+        wait_until(lambda: server.stats()["messages"] == sent, timeout=10)
+        time.sleep(0.2)  # the view's last round
+        made, dropped = v.stats()["events"], v.stats()["dropped"]
+        times = [e["t"] for e in v.events()]
+        client.stop()
+    server.stop()
+    assert 2 * sent > 10 * rate * elapsed, "the client must flood the view"
+    # A second's worth at once, then ``rate`` a second: never a burst of several seconds' worth.
+    assert made <= rate * (elapsed + 1.3), (made, elapsed)
+    assert dropped > made
+    # Steadily: the flood's last half second is shown too, not a trickle after a burst.
+    last = max(times)
+    assert sum(1 for t in times if t > last - 0.5) >= rate * 0.5 / 4, times[-20:]
 
 
 def test_a_page_that_never_reads_never_slows_the_chat(monkeypatch: pytest.MonkeyPatch) -> None:

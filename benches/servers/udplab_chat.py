@@ -44,7 +44,35 @@ def open_view(chats):
         if time.monotonic() > deadline or browser.poll() is not None:
             sys.exit("udplab_chat.py --view: Chromium did not open the page")
         time.sleep(0.05)
+    # A Chromium just started keeps busy for about a second after the page opens (its own
+    # pages, caches): what is measured is a browser showing the chat, not one starting up.
+    settled = time.monotonic() + 10
+    used = tree_cpu(browser.pid)
+    while time.monotonic() < settled:
+        time.sleep(0.25)
+        used, before = tree_cpu(browser.pid), used
+        if used - before < 0.025:
+            break
     return view, browser, profile
+
+
+def tree_cpu(root):
+    """User and system CPU seconds of process ``root`` and its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(pid)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == pid]
+    return total / tick
 
 
 def main():

@@ -29,6 +29,7 @@ import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Union
+from urllib.parse import parse_qs
 
 from .. import _core
 from .._background import Address, _Background, _count, _host, _port
@@ -51,9 +52,16 @@ PAGE_QUEUE = 8192
 #: How long the feed thread waits for sightings before it looks at ``stop()`` and the held
 #: sightings (``events.HOLD``) again.
 _FEED_WAIT = 0.02
+#: In a flood, the feed thread takes sightings when it has this many seconds' worth of
+#: ``rate`` (fifty times a second), not whenever one more may be shown.
+_ROUND = 0.02
 #: A page that has had nothing for this long gets a comment line (which also finds a closed
 #: connection).
 _KEEPALIVE = 5.0
+#: Seconds at least between two writes to a page: in a flood, a browser woken for every batch
+#: the feed thread makes (fifty a second) takes CPU from the chat it shows; alone, an
+#: event still goes out at once.
+_PAGE_PACE = 0.05
 #: The files of the page: path -> (file in static/, content type).
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -142,10 +150,30 @@ class _Board:
                 page.wake.set()
 
 
-def _sse(kind: str, data: dict[str, Any]) -> bytes:
+def _sse(kind: str, data: Any) -> bytes:
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     head = "" if kind == "event" else f"event: {kind}\n"
     return f"{head}data: {body}\n\n".encode()
+
+
+def _sse_items(items: list[tuple[str, dict[str, Any]]], batch: bool) -> bytes:
+    """The SSE messages of ``items``: one per item, or with ``batch`` one ``events`` message
+    (a JSON array) per run of events, in the same order (the page's way: a browser dispatches
+    and parses each message on its own, a cost per event in a flood)."""
+    if not batch:
+        return b"".join(_sse(kind, data) for kind, data in items)
+    out, run = [], []
+    for kind, data in items:
+        if kind == "event":
+            run.append(data)
+            continue
+        if run:
+            out.append(_sse("events", run))
+            run = []
+        out.append(_sse(kind, data))
+    if run:
+        out.append(_sse("events", run))
+    return b"".join(out)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -169,9 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         if path == "/events":
-            self._events()
+            self._events(batch="batch" in parse_qs(query, keep_blank_values=True))
         elif path in _STATIC:
             name, ctype = _STATIC[path]
             body = _static(name)
@@ -182,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._headers(404, "text/plain; charset=utf-8", len(body))
             self.wfile.write(body)
 
-    def _events(self) -> None:
+    def _events(self, batch: bool) -> None:
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -192,23 +220,28 @@ class _Handler(BaseHTTPRequestHandler):
         page, first = self.board.open()
         reported = 0
         try:
-            self.wfile.write(b"retry: 1000\n\n" + b"".join(_sse(k, d) for k, d in first))
+            self.wfile.write(b"retry: 1000\n\n" + _sse_items(first, batch))
             self.wfile.flush()
+            written = time.monotonic()
             while not self.board.closed.is_set():
                 if not page.wake.wait(_KEEPALIVE):
                     self.wfile.write(b": idle\n\n")
                     self.wfile.flush()
                     continue
+                if self.board.closed.wait(written + _PAGE_PACE - time.monotonic()):
+                    break
                 page.wake.clear()
-                out = []
+                items = []
                 while page.items:
-                    out.append(_sse(*page.items.popleft()))
+                    items.append(page.items.popleft())
+                out = _sse_items(items, batch)
                 if page.dropped != reported:
                     reported = page.dropped
-                    out.append(_sse("missed", {"missed": reported}))
+                    out += _sse("missed", {"missed": reported})
                 if out:
-                    self.wfile.write(b"".join(out))
+                    self.wfile.write(out)
                     self.wfile.flush()
+                    written = time.monotonic()
             self.wfile.write(_sse("end", {}))
             self.wfile.flush()
         except (BrokenPipeError, ConnectionError, OSError):
@@ -373,19 +406,26 @@ class View(_Background[_ViewCore]):
     def _pump(self, feed: _core.Feed, board: _Board, stopped: threading.Event) -> None:
         shaper = self._shaper()
         last_status = 0.0
-        # A token bucket: ``rate`` events a second, bursts of up to a second's worth. A round
-        # takes at most a few sightings per token: some only repeat what another object said
-        # (a client's sends, seen by its server too) and make no event.
-        tokens, refilled = float(self._rate), time.monotonic()
+        # A token bucket of ``rate`` events a second, bursts of up to a second's worth: a
+        # round takes a sighting per token, the newest (the feed counts the older ones as
+        # dropped), and pays a token back for each sighting that made no event (a client's
+        # send that its server saw too). Short of a round's worth, it waits for them.
+        rate = self._rate
+        least = max(1.0, rate * _ROUND)
+        tokens, refilled = float(rate), time.monotonic()
         while True:
             last_round = stopped.is_set()
             now = time.monotonic()
-            tokens = min(float(self._rate), tokens + (now - refilled) * self._rate)
+            tokens = min(float(rate), tokens + (now - refilled) * rate)
             refilled = now
-            batch = feed.take(_FEED_WAIT, max(1, int(4 * tokens)))
+            if tokens < least and not last_round:
+                stopped.wait((least - tokens) / rate)
+                continue
+            batch = feed.take(_FEED_WAIT, int(tokens))
             self._know(shaper)
+            discarded = shaper.discarded
             events = shaper.add(batch, None if last_round else time.time())
-            tokens -= len(events)
+            tokens -= len(batch) - (shaper.discarded - discarded)
             lifelines = shaper.take_lifelines()
             if events or lifelines:
                 board.publish(lifelines, events)

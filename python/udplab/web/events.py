@@ -145,6 +145,8 @@ class Shaper:
         self._new: list[Lifeline] = []
         self._held: list[Sighting] = []
         self._next_id = 0
+        #: Sightings that made no event (another object's sighting showed the datagram).
+        self.discarded = 0
         self.know(servers or {}, links or {}, clients or {})
 
     def know(self, servers: dict[Address, tuple[str, tuple[bytes, bytes, bytes]]],
@@ -223,6 +225,8 @@ class Shaper:
             event = self._one(t, left, what, fate, src, dst, size, payload)
             if event is not None:
                 events.append(event)
+            else:
+                self.discarded += 1
         return events
 
     def _one(self, t: float, left: float | None, what: str, fate: str, src: Address,

@@ -1,6 +1,6 @@
-// udplab view: the live ladder of datagrams. Events come from /events (Server-Sent Events,
-// one JSON object per event: see udplab/view/events.py); everything is drawn here, as SVG,
-// with text set through textContent only (previews are never markup).
+// udplab view: the live ladder of datagrams. Events come from /events?batch (Server-Sent
+// Events, each run of events one JSON array: see udplab/web/events.py); everything is drawn
+// here, as SVG, with text set through textContent only (previews are never markup).
 "use strict";
 (() => {
   const SVGNS = "http://www.w3.org/2000/svg";
@@ -16,7 +16,10 @@
   const STREAM_REDRAW = 60;
   const REDRAW_PER_EVENT = 5;
   const FLOOD_REDRAW = 1000;
-  const MAX_EVENTS = 50000; // older events are let go (the page says so)
+  // Older events are let go (the page says so), LET_GO at a time: each cut renumbers the rows,
+  // a pass over every event kept, which one cut per new event would make for every event.
+  const MAX_EVENTS = 50000;
+  const LET_GO = 5000;
   const KINDS = ["message", "broadcast", "heartbeat", "quit", "join", "expire", "datagram"];
   const ENDS = ["lost", "queue_dropped", "refused", "socket_errors", "flushed", "send_errors"];
   const ROLE_ORDER = { client: 0, link: 1, server: 2 };
@@ -152,7 +155,7 @@
     ensure(e.dst);
     st.events.push(e);
     if (!st.paused && !st.replay) show(st.events.length);
-    if (st.events.length > MAX_EVENTS) {
+    if (st.events.length >= MAX_EVENTS + LET_GO) {
       const cut = st.events.length - MAX_EVENTS;
       for (let i = 0; i < Math.min(cut, st.shown); i++) count(st.events[i], -1);
       st.events.splice(0, cut);
@@ -402,7 +405,10 @@
     const height = TOP * 2 + rows * ROW + 40;
     svg.setAttribute("width", lay.width);
     svg.setAttribute("height", Math.max(height, scroller.clientHeight - 4));
-    if (st.follow && !st.paused) scroller.scrollTop = scroller.scrollHeight;
+    if (st.follow && !st.paused) {
+      scroller.scrollTop = scroller.scrollHeight;
+      ownScroll = scroller.scrollTop;
+    }
     const first = Math.max(0, Math.floor((scroller.scrollTop - TOP) / ROW) - 2);
     const last = Math.min(rows, first + Math.ceil(scroller.clientHeight / ROW) + 4);
     svg.replaceChildren();
@@ -431,26 +437,50 @@
   }
 
   // Frames are asked for only when there is something to draw (a browser that animates an
-  // idle page still burns CPU the chat could use): at once after something a person did,
-  // else at most every STREAM_REDRAW ms while events stream in, and on every frame of a replay.
+  // idle page still burns CPU the chat could use): at once after something a person did, on
+  // every frame of a replay, else once the wait after the last redraw is over (a timer, not a
+  // frame per vsync, runs out the wait), at least STREAM_REDRAW ms while events stream in.
   let lastDrawn = -Infinity;
+  let ownScroll = -1; // where render() last scrolled to itself
   let drawnCount = 0;
-  let scheduled = false;
+  let framed = false; // a frame is asked for
+  let timer = null; // a redraw waits for its time
+
   function schedule() {
-    if (!scheduled) {
-      scheduled = true;
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (!framed) {
+      framed = true;
       requestAnimationFrame(frame);
     }
   }
 
+  function redrawWait() {
+    const since = st.events.length - drawnCount;
+    return Math.min(FLOOD_REDRAW, Math.max(STREAM_REDRAW, since * REDRAW_PER_EVENT));
+  }
+
   function touch() {
     st.dirty = true;
-    schedule();
+    if (framed || timer !== null) return;
+    const left = lastDrawn + redrawWait() - performance.now();
+    if (left <= 0) {
+      schedule();
+    } else {
+      // When the timer runs out, the wait is weighed again: more events may have come.
+      timer = setTimeout(() => {
+        timer = null;
+        touch();
+      }, left);
+    }
   }
 
   function poke() {
     st.urgent = true;
-    touch();
+    st.dirty = true;
+    schedule();
   }
 
   function replaying() {
@@ -458,27 +488,17 @@
   }
 
   function frame(now) {
-    scheduled = false;
+    framed = false;
     perf.frames++;
     tickReplay(now);
-    const since = st.events.length - drawnCount;
-    const wait = Math.min(FLOOD_REDRAW, Math.max(STREAM_REDRAW, since * REDRAW_PER_EVENT));
-    if (st.urgent || (st.dirty && now - lastDrawn >= wait)) {
+    if (st.urgent || (st.dirty && now - lastDrawn >= redrawWait())) {
       st.dirty = st.urgent = false;
       lastDrawn = now;
       drawnCount = st.events.length;
       render();
     }
-    if (replaying()) {
-      schedule();
-    } else if (st.dirty && !scheduled) {
-      // Not yet: come back when the wait is over (a timer, not a frame per vsync).
-      scheduled = true;
-      setTimeout(() => {
-        scheduled = false;
-        schedule();
-      }, Math.max(0, wait - (now - lastDrawn)));
-    }
+    if (replaying()) schedule();
+    else if (st.dirty) touch();
   }
 
   // ----- Save SVG ----------------------------------------------------------------------
@@ -591,15 +611,23 @@
         $("follow").checked = false;
       }
     }, { passive: true });
-    scroller.addEventListener("scroll", () => { poke(); }, { passive: true });
+    // The page's own scrolling (following live) fires this too: redrawing for it would scroll
+    // again, a redraw every frame while events stream in.
+    scroller.addEventListener("scroll", () => {
+      if (scroller.scrollTop !== ownScroll) poke();
+    }, { passive: true });
     window.addEventListener("resize", () => { poke(); });
     for (const kind of KINDS) addCheckbox($("kinds"), kind, t(kind), st.hiddenKinds);
   }
 
   function connect() {
-    const source = new EventSource("events");
+    // ?batch: each run of events comes as one message, a JSON array (one parse and one
+    // dispatch per run, not per event).
+    const source = new EventSource("events?batch");
     source.onopen = () => { st.connected = true; touch(); };
-    source.onmessage = (m) => addEvent(JSON.parse(m.data));
+    source.addEventListener("events", (m) => {
+      for (const e of JSON.parse(m.data)) addEvent(e);
+    });
     source.addEventListener("lifeline", (m) => { lifeline(JSON.parse(m.data)); touch(); });
     source.addEventListener("status", (m) => {
       const s = JSON.parse(m.data);
