@@ -29,6 +29,9 @@ import time
 
 import udplab
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from run import descendants_cpu_seconds  # noqa: E402 (benches/run.py, beside this folder)
+
 
 def open_view(chats):
     """A view of ``chats`` and a headless Chromium showing it; returns once the page reads."""
@@ -47,32 +50,13 @@ def open_view(chats):
     # A Chromium just started keeps busy for about a second after the page opens (its own
     # pages, caches): what is measured is a browser showing the chat, not one starting up.
     settled = time.monotonic() + 10
-    used = tree_cpu(browser.pid)
+    used = descendants_cpu_seconds(os.getpid())
     while time.monotonic() < settled:
         time.sleep(0.25)
-        used, before = tree_cpu(browser.pid), used
+        used, before = descendants_cpu_seconds(os.getpid()), used
         if used - before < 0.025:
             break
     return view, browser, profile
-
-
-def tree_cpu(root):
-    """User and system CPU seconds of process ``root`` and its descendants (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(pid)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += stats.get(pid, (0, 0))[1]
-        todo += [child for child, (parent, _) in stats.items() if parent == pid]
-    return total / tick
 
 
 def main():
